@@ -1,0 +1,44 @@
+# The jambonz Calls API, spec first. `make serve` and `make test` set everything up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+SETUP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help setup generate check serve test clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(SETUP) ## Create .venv and install the pinned dependencies (reruns only when they change)
+
+$(SETUP): requirements/runtime.txt requirements/dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+generate: $(SETUP) ## Regenerate generated/ (and scaffold missing handlers) from spec/ and templates/
+	@$(PY) -m calls_api.codegen
+
+check: $(SETUP) ## Validate the spec, fail on generated/ drift, lint (ruff) and type-check (mypy)
+	$(PY) -m calls_api.codegen --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+serve: generate ## Serve the API at http://$(HOST):$(PORT)/v1 with an embedded SQLite database
+	$(BIN)/calls-api serve --host $(HOST) --port $(PORT)
+
+test: check ## Everything CI runs: check, then the whole test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean: ## Remove the virtual environment, caches and the local database
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

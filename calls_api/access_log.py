@@ -1,0 +1,60 @@
+"""One log line per request: method, path template, status, latency, account. Never a key."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from generated.adapters import ROUTES
+
+log = logging.getLogger("calls_api.access")
+
+
+class AccessLogMiddleware:
+    """Logs after the response has started; the path is the spec's template, not the URL."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %d %.1fms account=%s",
+                    scope["method"],
+                    _path_template(scope),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                    _account(scope),
+                )
+
+
+def _path_template(scope: Scope) -> str:
+    extensions: dict[str, Any] = scope.get("extensions") or {}
+    operation_id = (extensions.get("connexion_routing") or {}).get("operation_id")
+    if operation_id in ROUTES:
+        return ROUTES[operation_id][1]
+    return "(unrouted)"
+
+
+def _account(scope: Scope) -> str:
+    extensions: dict[str, Any] = scope.get("extensions") or {}
+    user = (extensions.get("connexion_context") or {}).get("user")
+    return str(user) if user else "-"

@@ -1,0 +1,104 @@
+"""The application: connexion serving spec/openapi.yaml, routed to the generated adapters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+from connexion.security import BearerSecurityHandler
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from calls_api.access_log import AccessLogMiddleware
+from calls_api.errors import install_error_handlers
+from calls_api.runtime import SERVICES_KEY, services_from_scope
+from calls_api.services import Services
+from calls_api.settings import Settings
+from generated import adapters
+from handlers.security import authenticate
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "spec" / "openapi.yaml"
+
+
+class UnresolvedOperation(RuntimeError):
+    """An operationId of the spec has no generated adapter: run make generate."""
+
+
+def resolve_operation(operation_id: str) -> Callable[..., Any]:
+    """The generated adapter for an operationId."""
+    try:
+        return adapters.OPERATIONS[operation_id]  # type: ignore[no-any-return]
+    except KeyError:
+        raise UnresolvedOperation(
+            f"operationId {operation_id!r} has no adapter in generated/adapters.py: "
+            "run `make generate`"
+        ) from None
+
+
+async def _bearer_info(token: str, request: Any) -> dict[str, Any] | None:
+    services = services_from_scope(request.scope)
+    await services.start()
+    return await authenticate(services.store, token)
+
+
+class _ApiKeyBearer(BearerSecurityHandler):  # type: ignore[misc]
+    """Bearer auth bound to our key check, with no spec extension naming a Python function."""
+
+    def _resolve_func(self, security_scheme: dict[str, Any]) -> Callable[..., Any]:
+        return _bearer_info
+
+
+class ServicesMiddleware:
+    """Puts the Services into every request's scope and starts them on first use."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})[SERVICES_KEY] = self.services
+            if not self.services.started:
+                await self.services.start()
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
+    """Build the ASGI app. Every operationId is resolved here, so a gap fails at start."""
+    settings = settings or Settings()
+    services = services or Services(settings)
+    for operation_id in adapters.ROUTES:
+        resolve_operation(operation_id)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = AsyncApp(
+        __name__,
+        lifespan=lifespan,
+        security_map={"bearer": _ApiKeyBearer},
+    )
+    app.add_api(
+        SPEC_PATH,
+        resolver=Resolver(function_resolver=resolve_operation),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        pythonic_params=True,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+    )
+    install_error_handlers(app)
+    app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(AccessLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
+    logging.getLogger("calls_api").setLevel(settings.log_level.upper())
+    return app

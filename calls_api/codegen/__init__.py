@@ -1,0 +1,1 @@
+"""`make generate`: spec -> validated document -> intermediate model -> generated code."""

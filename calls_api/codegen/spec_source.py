@@ -1,0 +1,72 @@
+"""Load the hand-written spec and validate it, naming the file, line and problem on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from openapi_spec_validator import OpenAPIV30SpecValidator
+
+
+class SpecError(Exception):
+    """The spec cannot be used; the message says where and why."""
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """Parse and validate an OpenAPI 3.0 document, or raise SpecError with a location."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc}") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SpecError(f"{where}: invalid YAML: {exc.problem}") from exc
+    if not isinstance(document, dict):
+        raise SpecError(f"{path}:1:1: the spec must be a mapping (an OpenAPI document)")
+    version = str(document.get("openapi", ""))
+    if not version.startswith("3.0."):
+        raise SpecError(
+            f"{path}:{_line_of(root, ['openapi'])}: openapi must be 3.0.x "
+            f"(connexion 3 serves only 3.0), found {version or 'nothing'!r}"
+        )
+    errors = sorted(
+        OpenAPIV30SpecValidator(document).iter_errors(),
+        key=lambda error: [str(part) for part in error.absolute_path],
+    )
+    if errors:
+        lines = []
+        for error in errors[:20]:
+            pointer = list(error.absolute_path)
+            location = "/".join(str(part) for part in pointer) or "(document)"
+            lines.append(f"{path}:{_line_of(root, pointer)}: at {location}: {error.message}")
+        raise SpecError("the spec is not a valid OpenAPI 3.0 document:\n" + "\n".join(lines))
+    return document
+
+
+def _line_of(root: yaml.Node | None, pointer: Iterable[Any]) -> str:
+    """The `line:column` of the deepest node the pointer reaches in the YAML tree."""
+    node = root
+    for part in pointer:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+    if node is None:
+        return "1:1"
+    return f"{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if str(key.value) == str(part):
+                return value  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None

@@ -1,0 +1,1 @@
+"""Hand-written handlers: one module per tag of the spec, plus security (API keys)."""
