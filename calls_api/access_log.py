@@ -25,6 +25,9 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        # connexion records the operation and the caller in scope["extensions"], on copies
+        # of the scope; a dict made here is shared by those copies, so we can read it after.
+        scope.setdefault("extensions", {})
 
         async def send_with_status(message: Message) -> None:
             nonlocal status

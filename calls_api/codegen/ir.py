@@ -123,12 +123,16 @@ def build_api(spec: dict[str, Any]) -> Api:
     for path, item in spec.get("paths", {}).items():
         shared = item.get("parameters", [])
         for method in HTTP_METHODS:
-            if method in item:
+            if method not in item:
+                continue
+            try:
                 operations.append(
                     _operation(
                         spec, base_path, path, method, item[method], shared, default_security
                     )
                 )
+            except SpecError as exc:
+                raise SpecError(str(exc), pointer=("paths", path, method)) from exc
     seen: dict[str, str] = {}
     for op in operations:
         if op.name in seen:

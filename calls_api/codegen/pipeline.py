@@ -15,7 +15,7 @@ from calls_api.codegen import stamp
 from calls_api.codegen.ir import Api, build_api
 from calls_api.codegen.render import HEADER, render_generated, template_environment
 from calls_api.codegen.scaffold import ScaffoldChange, scaffold_handlers
-from calls_api.codegen.spec_source import SpecError, load_spec
+from calls_api.codegen.spec_source import SpecError, load_spec, locate
 
 SPEC = Path("spec/openapi.yaml")
 
@@ -34,7 +34,11 @@ class GenerationReport:
 
 def build(root: Path, out_dir: Path) -> Api:
     """Generate every file of generated/ into out_dir (which must exist)."""
-    api = build_api(load_spec(root / SPEC))
+    spec = load_spec(root / SPEC)
+    try:
+        api = build_api(spec)
+    except SpecError as exc:
+        raise locate(root / SPEC, exc) from exc
     _generate_models(root, out_dir / "models.py")
     render_generated(api, template_environment(root / "templates"), out_dir)
     return api

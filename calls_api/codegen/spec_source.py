@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,10 @@ from openapi_spec_validator import OpenAPIV30SpecValidator
 
 class SpecError(Exception):
     """The spec cannot be used; the message says where and why."""
+
+    def __init__(self, message: str, *, pointer: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.pointer = tuple(pointer)  # where in the document, when the message lacks it
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -47,6 +51,12 @@ def load_spec(path: Path) -> dict[str, Any]:
             lines.append(f"{path}:{_line_of(root, pointer)}: at {location}: {error.message}")
         raise SpecError("the spec is not a valid OpenAPI 3.0 document:\n" + "\n".join(lines))
     return document
+
+
+def locate(path: Path, error: SpecError) -> SpecError:
+    """The error with the spec file and the `line:column` its pointer reaches in front."""
+    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    return SpecError(f"{path}:{_line_of(root, error.pointer)}: {error}")
 
 
 def _line_of(root: yaml.Node | None, pointer: Iterable[Any]) -> str:

@@ -1,0 +1,114 @@
+"""`calls-api serve` as users run it: a real uvicorn on 127.0.0.1, the seed request over TCP."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SEED_REQUEST
+
+CLI = shutil.which("calls-api", path=str(Path(sys.executable).parent)) or "calls-api"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, database: Path, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+        self.log = log
+        env = {**os.environ, "CALLS_DATABASE_URL": f"sqlite:///{database}"}
+        self.process = subprocess.Popen(  # noqa: S603 - our own console script
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("wb"),
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("the server did not come up within 20 s:\n" + self.output())
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
+    started: list[Server] = []
+
+    class Tracked(Server):
+        def __init__(self, database: Path, log: Path) -> None:
+            super().__init__(database, log)
+            started.append(self)
+
+    yield Tracked
+    for server in started:
+        server.stop()
+
+
+def test_serve_bootstraps_an_account_and_answers_the_seed_request(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    database = tmp_path / "var" / "calls.db"
+    server = server_factory(database, tmp_path / "first.log")
+    banner = server.output()
+    account_sid = re.search(r"account_sid: (AC[0-9a-f]{32})", banner)
+    api_key = re.search(r"api_key:\s+(ck_\S+)", banner)
+    assert account_sid and api_key, banner
+    assert "curl -s -X POST" in banner and f"{server.base}/Accounts/" in banner
+    headers = {"Authorization": f"Bearer {api_key.group(1)}"}
+
+    created = httpx.post(f"{server.base}/Accounts/{account_sid.group(1)}/Calls",
+                         json=SEED_REQUEST, headers=headers, timeout=5)
+    assert created.status_code == 201, created.text
+    call = created.json()
+    assert {k: call[k] for k in ("account_sid", "from", "to", "status")} == {
+        "account_sid": account_sid.group(1), "from": "+15550000000", "to": "+15550000001",
+        "status": "queued",
+    }
+    location = created.headers["location"]
+    fetched = httpx.get(f"http://127.0.0.1:{server.port}{location}", headers=headers, timeout=5)
+    assert fetched.status_code == 200
+    assert fetched.json() == call
+    server.stop()
+
+    # Restarted on the same database: no new account, and the call is still there.
+    again = server_factory(database, tmp_path / "second.log")
+    assert "account_sid:" not in again.output()
+    fetched = httpx.get(f"http://127.0.0.1:{again.port}{location}", headers=headers, timeout=5)
+    assert fetched.status_code == 200
+    assert fetched.json() == call
+    # After the one-time banner, the logs name the route and the account, never the key.
+    logs = server.output().split("Serving the Calls API", 1)[1]
+    assert f"POST /v1/Accounts/{{account_sid}}/Calls 201" in logs
+    assert f"account={account_sid.group(1)}" in logs
+    assert api_key.group(1).split(".")[1] not in logs
