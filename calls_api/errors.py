@@ -69,7 +69,12 @@ def _http_exception(request: ConnexionRequest, exc: Exception) -> ConnexionRespo
     detail = exc.detail if exc.detail != title_for(exc.status_code) else None
     if exc.status_code == 404 and detail is None:
         detail = f"There is no resource at {request.url.path}"
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and "Allow" in headers:
+        # Starlette lists the methods from a set; sort them so the answer is stable.
+        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return problem_response(request, exc.status_code, detail, headers=headers)
 
 
 def _store_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -261,7 +261,8 @@ def test_unknown_paths_and_methods_are_problems(client: TestClient, account: Acc
     assert_problem(client.get("/elsewhere"), 404)
     response = client.patch(f"{calls_url(account.account_sid)}/CA{'0' * 32}",
                             headers=account.headers)
-    assert_problem(response, 405)
+    assert_problem(response, 405, "PATCH is not allowed here; allowed: GET, HEAD")
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 def test_no_5xx_for_odd_but_harmless_requests(client: TestClient, account: AccountKey) -> None:

@@ -35,6 +35,12 @@ class Param:
     annotation: str
     required: bool
 
+    @property
+    def declaration(self) -> str:
+        """The parameter as Python declares it; optional ones default to None."""
+        optional = "" if self.required else " | None = None"
+        return f"{self.py_name}: {self.annotation}{optional}"
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -65,10 +71,7 @@ class Operation:
     @property
     def signature_params(self) -> tuple[str, ...]:
         """The operation's own parameters as Python parameters, required first."""
-        params = [
-            f"{p.py_name}: {p.annotation}" + ("" if p.required else " | None = None")
-            for p in self.params
-        ]
+        params = [p.declaration for p in self.params]
         if self.body_model:
             optional = "" if self.body_required else " | None = None"
             params.append(f"body: models.{self.body_model}{optional}")
@@ -77,10 +80,7 @@ class Operation:
     @property
     def adapter_params(self) -> tuple[str, ...]:
         """What connexion passes the adapter: parameters, the raw body, the token info."""
-        params = [
-            f"{p.py_name}: {p.annotation}" + ("" if p.required else " | None = None")
-            for p in self.params
-        ]
+        params = [p.declaration for p in self.params]
         if self.body_model:
             params.append("body: Any = None")
         if self.secured:
