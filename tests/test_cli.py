@@ -47,11 +47,13 @@ def test_created_keys_work_and_revoked_keys_stop_at_once(
     prefix = second["api_key"].split(".")[0]
     revoked = cli.invoke(main, ["keys", "revoke", prefix])
     assert revoked.exit_code == 0, revoked.output
-    refused = client.post(url, json=SEED_REQUEST,
-                          headers={"Authorization": f"Bearer {second['api_key']}"})
+    refused = client.post(
+        url, json=SEED_REQUEST, headers={"Authorization": f"Bearer {second['api_key']}"}
+    )
     assert refused.status_code == 401
-    still = client.post(url, json=SEED_REQUEST,
-                        headers={"Authorization": f"Bearer {account['api_key']}"})
+    still = client.post(
+        url, json=SEED_REQUEST, headers={"Authorization": f"Bearer {account['api_key']}"}
+    )
     assert still.status_code == 201
 
 

@@ -87,15 +87,18 @@ def test_optional_fields_are_stored_and_returned(client: TestClient, account: Ac
         "headers": {"X-Customer-Id": "42", "x-lower": ""},
     }
     call = create(client, account, body).json()
-    fetched = client.get(f"{calls_url(account.account_sid)}/{call['call_sid']}",
-                         headers=account.headers).json()
+    fetched = client.get(
+        f"{calls_url(account.account_sid)}/{call['call_sid']}", headers=account.headers
+    ).json()
 
     for field, value in body.items():
         assert fetched[field] == value, field
     assert fetched["event_url"] is None
 
 
-def test_every_create_is_a_new_call(client: TestClient, account: AccountKey, database_path: Path) -> None:
+def test_every_create_is_a_new_call(
+    client: TestClient, account: AccountKey, database_path: Path
+) -> None:
     sids = {create(client, account, SEED_REQUEST).json()["call_sid"] for _ in range(5)}
     assert len(sids) == 5
     assert count_calls(database_path) == 5
@@ -112,9 +115,9 @@ def test_another_accounts_call_is_not_found(
     theirs = create(client, other_account, SEED_REQUEST).json()["call_sid"]
     response = client.get(f"{calls_url(account.account_sid)}/{theirs}", headers=account.headers)
     assert_problem(response, 404)
-    assert response.json()["detail"] == (
-        f"No call {theirs} in account {account.account_sid}"
-    ), "the answer must not reveal that the call exists elsewhere"
+    assert response.json()["detail"] == (f"No call {theirs} in account {account.account_sid}"), (
+        "the answer must not reveal that the call exists elsewhere"
+    )
 
 
 def test_a_key_on_another_accounts_path_is_403(
@@ -154,8 +157,10 @@ def test_missing_or_invalid_key_is_401(
 
 def test_a_tampered_key_with_a_real_prefix_is_401(client: TestClient, account: AccountKey) -> None:
     forged = account.prefix + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    response = client.get(f"{calls_url(account.account_sid)}/CA{'0' * 32}",
-                          headers={"Authorization": f"Bearer {forged}"})
+    response = client.get(
+        f"{calls_url(account.account_sid)}/CA{'0' * 32}",
+        headers={"Authorization": f"Bearer {forged}"},
+    )
     assert_problem(response, 401)
 
 
@@ -163,8 +168,11 @@ LONG = "x" * 257
 BAD_BODIES: list[tuple[str, Any, str]] = [
     ("from missing", {k: v for k, v in SEED_REQUEST.items() if k != "from"}, "from"),
     ("to missing", {k: v for k, v in SEED_REQUEST.items() if k != "to"}, "to"),
-    ("answer_url missing", {k: v for k, v in SEED_REQUEST.items() if k != "answer_url"},
-     "answer_url"),
+    (
+        "answer_url missing",
+        {k: v for k, v in SEED_REQUEST.items() if k != "answer_url"},
+        "answer_url",
+    ),
     ("from empty", {**SEED_REQUEST, "from": ""}, ""),
     ("from too long", {**SEED_REQUEST, "from": LONG}, ""),
     ("from not a string", {**SEED_REQUEST, "from": 15550000000}, "string"),
@@ -198,8 +206,9 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("body", "detail"), [(b, d) for _, b, d in BAD_BODIES],
-                         ids=[name for name, _, _ in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("body", "detail"), [(b, d) for _, b, d in BAD_BODIES], ids=[name for name, _, _ in BAD_BODIES]
+)
 def test_bad_bodies_are_400_and_store_nothing(
     client: TestClient, account: AccountKey, database_path: Path, body: Any, detail: str
 ) -> None:
@@ -221,8 +230,12 @@ def test_bad_bodies_are_400_and_store_nothing(
     ids=["not UTF-8", "truncated JSON", "empty", "form", "text", "xml"],
 )
 def test_undecodable_or_foreign_bodies_are_4xx(
-    client: TestClient, account: AccountKey, database_path: Path,
-    content: bytes, content_type: str, status: int,
+    client: TestClient,
+    account: AccountKey,
+    database_path: Path,
+    content: bytes,
+    content_type: str,
+    status: int,
 ) -> None:
     response = client.post(
         calls_url(account.account_sid),
@@ -259,8 +272,9 @@ def test_unknown_query_parameters_are_rejected(client: TestClient, account: Acco
 def test_unknown_paths_and_methods_are_problems(client: TestClient, account: AccountKey) -> None:
     assert_problem(client.get("/v1/Nothing/here", headers=account.headers), 404)
     assert_problem(client.get("/elsewhere"), 404)
-    response = client.patch(f"{calls_url(account.account_sid)}/CA{'0' * 32}",
-                            headers=account.headers)
+    response = client.patch(
+        f"{calls_url(account.account_sid)}/CA{'0' * 32}", headers=account.headers
+    )
     assert_problem(response, 405, "PATCH is not allowed here; allowed: GET, HEAD")
     assert response.headers["allow"] == "GET, HEAD"
 
@@ -268,10 +282,16 @@ def test_unknown_paths_and_methods_are_problems(client: TestClient, account: Acc
 def test_no_5xx_for_odd_but_harmless_requests(client: TestClient, account: AccountKey) -> None:
     url = calls_url(account.account_sid)
     odd = [
-        client.post(url, json=SEED_REQUEST, headers={**account.headers, "Content-Type":
-                                                       "application/json; charset=utf-8"}),
-        client.post(url, json={**SEED_REQUEST, "tag": {"emoji": "\U0001f4de", "nul": "\x00"}},
-                    headers=account.headers),
+        client.post(
+            url,
+            json=SEED_REQUEST,
+            headers={**account.headers, "Content-Type": "application/json; charset=utf-8"},
+        ),
+        client.post(
+            url,
+            json={**SEED_REQUEST, "tag": {"emoji": "\U0001f4de", "nul": "\x00"}},
+            headers=account.headers,
+        ),
         client.get(url + "/CA" + "0" * 32 + "%00", headers=account.headers),
         client.get(url + "/CA" + "0" * 32 + "%0A", headers=account.headers),
     ]

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from calls_api import app as app_module
 from calls_api.app import UnresolvedOperation, create_app
 from calls_api.codegen.ir import build_api
 from calls_api.codegen.spec_source import load_spec
@@ -35,6 +34,7 @@ def test_ready_is_503_problem_when_the_store_cannot_answer(settings: Settings) -
     services = Services(settings)
     with TestClient(create_app(settings, services), raise_server_exceptions=False) as client:
         assert client.get("/v1/ready").status_code == 200
+        assert client.portal is not None
         client.portal.call(services.store.close)  # the database goes away under the app
         response = client.get("/v1/ready")
         assert response.status_code == 503
@@ -48,8 +48,10 @@ def test_ready_is_503_problem_when_the_store_cannot_answer(settings: Settings) -
 def test_spec_and_swagger_ui_are_served(client: TestClient) -> None:
     as_json = client.get("/v1/openapi.json")
     assert as_json.status_code == 200
-    assert as_json.json()["paths"].keys() >= {"/Accounts/{account_sid}/Calls",
-                                              "/Accounts/{account_sid}/Calls/{call_sid}"}
+    assert as_json.json()["paths"].keys() >= {
+        "/Accounts/{account_sid}/Calls",
+        "/Accounts/{account_sid}/Calls/{call_sid}",
+    }
     as_yaml = client.get("/v1/openapi.yaml")
     assert as_yaml.status_code == 200
     assert yaml.safe_load(as_yaml.text)["info"]["title"] == "jambonz Calls API"
@@ -69,7 +71,7 @@ def test_an_unresolvable_operation_fails_at_start_not_on_first_request(
 ) -> None:
     operations = dict(adapters.OPERATIONS)
     del operations["getCall"]
-    monkeypatch.setattr(app_module.adapters, "OPERATIONS", operations)
+    monkeypatch.setattr(adapters, "OPERATIONS", operations)
     with pytest.raises(UnresolvedOperation, match="getCall"):
         create_app(settings)
 
@@ -89,8 +91,9 @@ def test_no_scaffolded_stub_remains() -> None:
 
 def test_calls_survive_a_restart(settings: Settings, account: AccountKey) -> None:
     with TestClient(create_app(settings)) as first:
-        created = first.post(f"/v1/Accounts/{account.account_sid}/Calls", json=SEED_REQUEST,
-                             headers=account.headers)
+        created = first.post(
+            f"/v1/Accounts/{account.account_sid}/Calls", json=SEED_REQUEST, headers=account.headers
+        )
         assert created.status_code == 201
     with TestClient(create_app(settings)) as second:
         fetched = second.get(created.headers["location"], headers=account.headers)
@@ -102,10 +105,13 @@ def test_one_log_line_per_request_without_the_key(
     client: TestClient, account: AccountKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="calls_api.access")
-    client.post(f"/v1/Accounts/{account.account_sid}/Calls", json=SEED_REQUEST,
-                headers=account.headers)
-    client.get(f"/v1/Accounts/{account.account_sid}/Calls/CA{'0' * 32}",
-               headers={"Authorization": "Bearer " + account.key + "x"})
+    client.post(
+        f"/v1/Accounts/{account.account_sid}/Calls", json=SEED_REQUEST, headers=account.headers
+    )
+    client.get(
+        f"/v1/Accounts/{account.account_sid}/Calls/CA{'0' * 32}",
+        headers={"Authorization": "Bearer " + account.key + "x"},
+    )
     lines = [r.getMessage() for r in caplog.records if r.name == "calls_api.access"]
     assert len(lines) == 2
     assert lines[0].startswith("POST /v1/Accounts/{account_sid}/Calls 201 ")

@@ -33,7 +33,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
         env = {**os.environ, "CALLS_DATABASE_URL": f"sqlite:///{database}"}
-        self.process = subprocess.Popen(  # noqa: S603 - our own console script
+        self.process = subprocess.Popen(
             [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -87,12 +87,18 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
     assert "curl -s -X POST" in banner and f"{server.base}/Accounts/" in banner
     headers = {"Authorization": f"Bearer {api_key.group(1)}"}
 
-    created = httpx.post(f"{server.base}/Accounts/{account_sid.group(1)}/Calls",
-                         json=SEED_REQUEST, headers=headers, timeout=5)
+    created = httpx.post(
+        f"{server.base}/Accounts/{account_sid.group(1)}/Calls",
+        json=SEED_REQUEST,
+        headers=headers,
+        timeout=5,
+    )
     assert created.status_code == 201, created.text
     call = created.json()
     assert {k: call[k] for k in ("account_sid", "from", "to", "status")} == {
-        "account_sid": account_sid.group(1), "from": "+15550000000", "to": "+15550000001",
+        "account_sid": account_sid.group(1),
+        "from": "+15550000000",
+        "to": "+15550000001",
         "status": "queued",
     }
     location = created.headers["location"]
@@ -109,6 +115,6 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
     assert fetched.json() == call
     # After the one-time banner, the logs name the route and the account, never the key.
     logs = server.output().split("Serving the Calls API", 1)[1]
-    assert f"POST /v1/Accounts/{{account_sid}}/Calls 201" in logs
+    assert "POST /v1/Accounts/{account_sid}/Calls 201" in logs
     assert f"account={account_sid.group(1)}" in logs
     assert api_key.group(1).split(".")[1] not in logs

@@ -26,10 +26,21 @@ def anyio_backend() -> str:
 def a_call(account_sid: str, call_sid: str = "CA" + "1" * 32) -> CallRecord:
     now = datetime.now(UTC)
     return CallRecord(
-        call_sid=call_sid, account_sid=account_sid, from_="+15550000000", to="+15550000001",
-        status="queued", direction="outbound", answer_url="https://example.com/a",
-        event_url=None, event_method="POST", timeout=60, time_limit=None,
-        tag={"k": ["v", 1]}, headers={"X-A": "b"}, date_created=now, date_updated=now,
+        call_sid=call_sid,
+        account_sid=account_sid,
+        from_="+15550000000",
+        to="+15550000001",
+        status="queued",
+        direction="outbound",
+        answer_url="https://example.com/a",
+        event_url=None,
+        event_method="POST",
+        timeout=60,
+        time_limit=None,
+        tag={"k": ["v", 1]},
+        headers={"X-A": "b"},
+        date_created=now,
+        date_updated=now,
     )
 
 

@@ -54,6 +54,11 @@ def run(root: Path, *, check_only: bool = False, force: bool = False) -> int:
     for change in report.scaffolded:
         rel = change.path.relative_to(root)
         print(f"generate: scaffolded {', '.join(change.added)} in {rel}: implement them")
+    if report.scaffolded:
+        print(
+            "generate: the stubs answer 501 and the tests fail until they are implemented;"
+            " `ruff check --fix handlers` sorts the imports they added"
+        )
     if not report.changed and not report.scaffolded:
         print("generate: nothing changed")
     return 0

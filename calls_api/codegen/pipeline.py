@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jinja2 import TemplateError, TemplateSyntaxError
+
 from calls_api.codegen import stamp
 from calls_api.codegen.ir import Api, build_api
 from calls_api.codegen.render import HEADER, render_generated, template_environment
@@ -40,7 +42,11 @@ def build(root: Path, out_dir: Path) -> Api:
     except SpecError as exc:
         raise locate(root / SPEC, exc) from exc
     _generate_models(root, out_dir / "models.py")
-    render_generated(api, template_environment(root / "templates"), out_dir)
+    try:
+        render_generated(api, template_environment(root / "templates"), out_dir)
+    except TemplateError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if isinstance(exc, TemplateSyntaxError) else ""
+        raise GenerationError(f"templates: {where} {type(exc).__name__}: {exc}") from exc
     return api
 
 
