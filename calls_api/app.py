@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from connexion import AsyncApp
+from connexion.datastructures import MediaTypeDict
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.security import BearerSecurityHandler
+from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calls_api.access_log import AccessLogMiddleware
@@ -20,10 +22,17 @@ from calls_api.errors import install_error_handlers
 from calls_api.runtime import SERVICES_KEY, services_from_scope
 from calls_api.services import Services
 from calls_api.settings import Settings
+from calls_api.validation import RequestBodyValidator
 from generated import adapters
 from handlers.security import authenticate
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "spec" / "openapi.yaml"
+
+# connexion's validators, with our JSON body validator (compiled once, clearer messages).
+VALIDATORS = {
+    **VALIDATOR_MAP,
+    "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": RequestBodyValidator}),
+}
 
 
 class UnresolvedOperation(RuntimeError):
@@ -91,6 +100,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.add_api(
         SPEC_PATH,
+        validator_map=VALIDATORS,
         resolver=Resolver(function_resolver=resolve_operation),
         strict_validation=True,
         validate_responses=settings.validate_responses,

@@ -47,7 +47,7 @@ class CallDirection(StrEnum):
 
 
 HeadersAdditionalProperty = TypeAliasType(
-    "HeadersAdditionalProperty", Annotated[str, Field(max_length=1024)]
+    "HeadersAdditionalProperty", Annotated[str, Field(max_length=1024, pattern='^[^\\r\\n\\x00]*$')]
 )
 
 
@@ -72,7 +72,7 @@ class CallCreate(BaseModel):
             examples=['+15550000001'],
             max_length=256,
             min_length=2,
-            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s]+)$',
+            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
         ),
     ]
     """
@@ -119,7 +119,7 @@ class CallCreate(BaseModel):
     ] = None
     """
     Custom SIP headers sent with the INVITE. Names start with `X-` and hold only
-    letters, digits and `-`; values are strings without line breaks.
+    letters, digits and `-`; values are strings without line breaks (CR, LF) or NUL.
 
     """
 

@@ -223,11 +223,17 @@ def test_bad_bodies_are_400_and_store_nothing(
         (b"\xff\xfe{\x00", "application/json", 400),
         (b'{"from": "+1555', "application/json", 400),
         (b"", "application/json", 400),
+        (
+            b'{"from": "+1", "to": "+15550000001", "answer_url": "https://example.com/a", '
+            b'"tag": {"a": "\\ud800"}}',
+            "application/json",
+            400,
+        ),
         (b"from=x", "application/x-www-form-urlencoded", 415),
         (b"hello", "text/plain", 415),
         (b"{}", "application/xml", 415),
     ],
-    ids=["not UTF-8", "truncated JSON", "empty", "form", "text", "xml"],
+    ids=["not UTF-8", "truncated JSON", "empty", "lone surrogate", "form", "text", "xml"],
 )
 def test_undecodable_or_foreign_bodies_are_4xx(
     client: TestClient,
