@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
+from calls_api.engine import CallEngine
+from calls_api.engine.simulated import SimulatedEngine
 from calls_api.settings import Settings
 from calls_api.store import Store, open_store
 
 
 class Services:
-    """Settings and the store; started on the first request or at lifespan start-up."""
+    """Settings, the store, the HTTP client for webhooks and the call engine.
+
+    Started at lifespan start-up, or by the first request when there was none.
+    """
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or open_store(settings.database_url, timeout=settings.database_timeout)
+        self._build_engine()
         self.started = False
         self._lock = asyncio.Lock()
 
+    def _build_engine(self) -> None:
+        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self.engine: CallEngine = SimulatedEngine(self.store, self.settings, self.http)
+
     async def start(self) -> None:
-        """Open the store (applying migrations). Safe to call more than once."""
+        """Open the store (applying migrations), then start the engine. Safe to repeat."""
         if self.started:
             return
         async with self._lock:
             if not self.started:
+                if self.http.is_closed:
+                    self._build_engine()
                 await self.store.open()
+                await self.engine.start()
                 self.started = True
 
     async def stop(self) -> None:
-        """Close the store."""
+        """Stop the engine, close the store and the HTTP client."""
         async with self._lock:
             if self.started:
+                await self.engine.stop()
+                await self.http.aclose()
                 await self.store.close()
                 self.started = False

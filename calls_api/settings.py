@@ -28,3 +28,34 @@ class Settings(BaseSettings):
     database_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a locked database before 503"
     )
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="Allow answer_url and event_url on loopback, private or internal addresses",
+    )
+    hook_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for answer_url to reply"
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for event_url to reply"
+    )
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="Tries per status event before giving up"
+    )
+    webhook_retry_base: float = Field(
+        default=1.0, gt=0, description="Seconds before the first retry; doubles each time"
+    )
+    webhook_retry_max: float = Field(
+        default=300.0, gt=0, description="The longest wait between two tries"
+    )
+    engine_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Longest the engine sleeps between looks at due work"
+    )
+    sim_trying_seconds: float = Field(
+        default=0.5, ge=0, description="Simulated carrier: seconds from trying to ringing"
+    )
+    sim_ring_seconds: float = Field(
+        default=3.0, ge=0, description="Simulated carrier: seconds a call rings before answer"
+    )
+    sim_talk_seconds: float = Field(
+        default=5.0, ge=0, description="Simulated carrier: seconds talked before a hangup verb"
+    )

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
-from calls_api.store.records import Account, ApiKey, CallRecord
+from calls_api.store.records import (
+    Account,
+    ApiKey,
+    CallFilter,
+    CallRecord,
+    DeliveryAttempt,
+    EventRecord,
+    IdempotentCreate,
+    NewEvent,
+)
 
 
 class StoreUnavailable(Exception):
     """The database cannot be used right now (unreachable, locked, read-only, full)."""
+
+
+class IdempotencyConflict(Exception):
+    """Another request stored a call under the same Idempotency-Key first."""
 
 
 class Store(Protocol):
@@ -44,11 +58,65 @@ class Store(Protocol):
     async def revoke_api_key(self, prefix: str) -> bool:
         """Revoke the key; False when there is no such active key."""
 
-    async def create_call(self, call: CallRecord) -> None:
-        """Store a new call."""
+    async def set_webhook_secret(self, account_sid: str, secret: str) -> bool:
+        """Replace the account's webhook secret; False when there is no such account."""
+
+    async def create_call(
+        self, call: CallRecord, idempotency: tuple[str, IdempotentCreate] | None = None
+    ) -> None:
+        """Store a new call, and with it what its Idempotency-Key answers (one transaction).
+
+        A key already used by the account raises IdempotencyConflict.
+        """
+
+    async def get_idempotent_create(
+        self, account_sid: str, key: str, since: datetime
+    ) -> IdempotentCreate | None:
+        """What an Idempotency-Key of the account answered, if it was used after `since`."""
+
+    async def forget_idempotent_creates(self, before: datetime) -> int:
+        """Drop remembered keys older than `before`; returns how many."""
 
     async def get_call(self, account_sid: str, call_sid: str) -> CallRecord | None:
         """The account's call, or None (also when it belongs to another account)."""
+
+    async def list_calls(
+        self,
+        account_sid: str,
+        where: CallFilter,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[CallRecord]:
+        """The account's calls, newest first, after the (date_created, call_sid) given."""
+
+    async def update_call(
+        self, old: CallRecord, new: CallRecord, event: NewEvent | None = None
+    ) -> bool:
+        """Write `new` if the stored call is still at `old`'s version; record the event."""
+
+    async def delete_call(self, account_sid: str, call_sid: str) -> bool:
+        """Remove the call and its events; False when there was none."""
+
+    async def due_calls(self, now: datetime, limit: int) -> list[CallRecord]:
+        """Calls whose next engine step is due."""
+
+    async def next_due_time(self) -> datetime | None:
+        """When the next call step or event delivery is due."""
+
+    async def due_events(self, now: datetime, limit: int) -> list[EventRecord]:
+        """Pending events that are due, each the earliest unfinished one of its call."""
+
+    async def record_attempt(
+        self,
+        event: EventRecord,
+        attempt: DeliveryAttempt,
+        state: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Record a delivery attempt and the event's new state."""
+
+    async def list_events(self, account_sid: str, call_sid: str) -> list[EventRecord]:
+        """The call's events in order, each with its delivery attempts."""
 
 
 def open_store(database_url: str, *, timeout: float = 5.0) -> Store:
@@ -63,4 +131,12 @@ def open_store(database_url: str, *, timeout: float = 5.0) -> Store:
     )
 
 
-__all__ = ["Account", "ApiKey", "CallRecord", "Store", "StoreUnavailable", "open_store"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "CallRecord",
+    "IdempotencyConflict",
+    "Store",
+    "StoreUnavailable",
+    "open_store",
+]

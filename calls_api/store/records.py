@@ -14,6 +14,7 @@ class Account:
     account_sid: str
     name: str
     date_created: datetime
+    webhook_secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +50,88 @@ class CallRecord:
     start_time: datetime | None = None
     end_time: datetime | None = None
     duration: int | None = None
+    answer_method: str = "POST"
+    answer_auth: HookAuth | None = None
+    event_auth: HookAuth | None = None
+    sip_status: int | None = None
+    sip_reason: str | None = None
+    failure_reason: str | None = None
+    # What the engine does next, and when: durable, so a restart carries on.
+    next_step: str | None = None
+    next_step_at: datetime | None = None
+    event_count: int = 0
+    # Bumped on every write: an update applies only to the version it was computed from.
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HookAuth:
+    """Basic-auth credentials for a webhook (jambonz hooks may carry them)."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A status event to record (and send, when the call has an event_url)."""
+
+    call_status: str
+    payload: dict[str, Any]
+    url: str | None
+    method: str
+    auth: HookAuth | None
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One try at sending an event."""
+
+    attempted_at: datetime
+    http_status: int | None
+    error: str | None
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A status event in the outbox, with what happened to it."""
+
+    event_id: int
+    call_sid: str
+    account_sid: str
+    sequence: int
+    call_status: str
+    payload: dict[str, Any]
+    url: str | None
+    method: str
+    auth: HookAuth | None
+    state: str  # pending | delivered | failed | unsent
+    attempts: int
+    next_attempt_at: datetime | None
+    date_created: datetime
+    delivered_at: datetime | None
+    history: tuple[DeliveryAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentCreate:
+    """A create remembered under its Idempotency-Key."""
+
+    request_hash: str
+    call_sid: str
+    response: str
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """What a list asks for; None means no condition."""
+
+    status: str | None = None
+    direction: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
