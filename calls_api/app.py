@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calls_api.access_log import AccessLogMiddleware
 from calls_api.errors import install_error_handlers
+from calls_api.routes import methods_for
 from calls_api.runtime import SERVICES_KEY, services_from_scope
 from calls_api.services import Services
 from calls_api.settings import Settings
@@ -78,6 +79,23 @@ class ServicesMiddleware:
         await self.app(scope, receive, send)
 
 
+class TrailingSlashMiddleware:
+    """Answers `/Calls/` as `/Calls` directly: jambonz's client lists calls with the slash,
+    and follows no redirect. Only paths of the spec's operations are rewritten."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/") and methods_for(path[:-1]):
+                scope = {**scope, "path": path[:-1]}
+                if scope.get("raw_path"):
+                    scope["raw_path"] = scope["raw_path"].rstrip(b"/")
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
     """Build the ASGI app. Every operationId is resolved here, so a gap fails at start."""
     settings = settings or Settings()
@@ -109,6 +127,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     install_error_handlers(app)
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(AccessLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
     logging.getLogger("calls_api").setLevel(settings.log_level.upper())
     return app

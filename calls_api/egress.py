@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from urllib.parse import urlsplit
 
 
@@ -24,16 +26,33 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def resolve(host: str, port: int, dns_timeout: float) -> list[str]:
+# Name lookups block a thread each. Requests being answered and the engine's background
+# sends get pools of their own, so slow DNS behind many webhooks never delays an API answer.
+_REQUEST_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns-request")
+_BACKGROUND_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns-background")
+
+
+async def resolve(host: str, port: int, dns_timeout: float, *, background: bool) -> list[str]:
     """The addresses a host name resolves to (an IP literal resolves to itself)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
+    pool = _BACKGROUND_LOOKUPS if background else _REQUEST_LOOKUPS
+    lookup = partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     async with asyncio.timeout(dns_timeout):
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await loop.run_in_executor(pool, lookup)
     return sorted({str(info[4][0]) for info in infos})
 
 
 async def check_destination(
-    url: str, *, allow_private: bool, dns_timeout: float = 2.0, must_resolve: bool = False
+    url: str,
+    *,
+    allow_private: bool,
+    background: bool = False,
+    dns_timeout: float = 2.0,
+    must_resolve: bool = False,
 ) -> None:
     """Raise ForbiddenDestination when the URL's host is (or resolves to) an internal address.
 
@@ -51,7 +70,7 @@ async def check_destination(
     except ValueError as exc:
         raise ForbiddenDestination(f"{url} has an invalid port") from exc
     try:
-        addresses = await resolve(host, port, dns_timeout)
+        addresses = await resolve(host, port, dns_timeout, background=background)
     except (OSError, TimeoutError, UnicodeError) as exc:
         if must_resolve:
             raise ForbiddenDestination(f"{host} does not resolve: {exc}") from exc

@@ -13,6 +13,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from calls_api.problems import Problem, title_for
+from calls_api.routes import methods_for
 from calls_api.store import StoreUnavailable
 
 log = logging.getLogger("calls_api.errors")
@@ -70,9 +71,10 @@ def _http_exception(request: ConnexionRequest, exc: Exception) -> ConnexionRespo
     if exc.status_code == 404 and detail is None:
         detail = f"There is no resource at {request.url.path}"
     headers = dict(exc.headers or {})
-    if exc.status_code == 405 and "Allow" in headers:
-        # Starlette lists the methods from a set; sort them so the answer is stable.
-        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
+    if exc.status_code == 405:
+        # Every method the spec declares on the path, not only those of the route Starlette
+        # happened to try first.
+        headers["Allow"] = ", ".join(sorted(methods_for(request.url.path)))
         detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     return problem_response(request, exc.status_code, detail, headers=headers)
 

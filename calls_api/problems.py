@@ -60,6 +60,13 @@ class Conflict(Problem):
     title = "Conflict"
 
 
+class Unprocessable(Problem):
+    """Well-formed, but it cannot be done as asked (an Idempotency-Key reused differently)."""
+
+    status = 422
+    title = "Unprocessable Entity"
+
+
 class Unavailable(Problem):
     """A dependency (the database) cannot be reached; the client may retry."""
 

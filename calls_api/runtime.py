@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import orjson
+from connexion.context import request as _request
 from connexion.context import scope as _scope
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
@@ -45,6 +46,12 @@ def account_context(token_info: dict[str, Any] | None, account_sid: str | None) 
         account_sid=principal_account,
         key_prefix=str(token_info.get("key_prefix", "")),
     )
+
+
+def header(name: str) -> str | None:
+    """A request header the spec declares as a parameter (connexion validated it)."""
+    value: str | None = _request.headers.get(name)
+    return value
 
 
 def parse_body(model: type[M], body: Any, *, required: bool = True) -> M:

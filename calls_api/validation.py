@@ -64,7 +64,25 @@ def describe(error: ValidationError) -> str:
     location = f" at body{where}" if where else ""
     if error.validator in ("anyOf", "oneOf"):
         return _combinator_message(error) + location
+    if error.validator == "not":
+        return _not_message(error, where)
     return f"{error.message}{location}"
+
+
+def _not_message(error: ValidationError, where: str) -> str:
+    refused = error.validator_value
+    if refused == {}:
+        # A field that is refused whatever its value: its description says why.
+        reason = (
+            str(error.schema.get("description", "")).strip()
+            if isinstance(error.schema, dict)
+            else ""
+        )
+        return " ".join(f"body{where} is not accepted. {reason}".split())
+    if isinstance(refused, dict) and set(refused) == {"required"}:
+        names = " and ".join(repr(name) for name in refused["required"])
+        return f"give only one of {names}" + (f" at body{where}" if where else "")
+    return str(error.message)
 
 
 def _combinator_message(error: ValidationError) -> str:

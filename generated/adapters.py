@@ -23,14 +23,53 @@ _health: HealthHandlers = _health_module
 
 # operationId -> (method, path template): for request logs and start-up checks.
 ROUTES: dict[str, tuple[str, str]] = {
+    "listCalls": ("GET", "/v1/Accounts/{account_sid}/Calls"),
     "createCall": ("POST", "/v1/Accounts/{account_sid}/Calls"),
     "getCall": ("GET", "/v1/Accounts/{account_sid}/Calls/{call_sid}"),
+    "updateCall": ("PUT", "/v1/Accounts/{account_sid}/Calls/{call_sid}"),
+    "updateCallLegacy": ("POST", "/v1/Accounts/{account_sid}/Calls/{call_sid}"),
+    "deleteCall": ("DELETE", "/v1/Accounts/{account_sid}/Calls/{call_sid}"),
+    "listCallEvents": ("GET", "/v1/Accounts/{account_sid}/Calls/{call_sid}/Events"),
     "getHealth": ("GET", "/v1/health"),
     "getReady": ("GET", "/v1/ready"),
 }
 
 # operationId -> the adapter below.
 OPERATIONS: dict[str, Any] = {}
+
+
+async def list_calls(
+    account_sid: str,
+    status: str | None = None,
+    call_status: str | None = None,
+    direction: str | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    token_info: dict[str, Any] | None = None,
+) -> Response:
+    """GET /v1/Accounts/{account_sid}/Calls -> 200."""
+    ctx = runtime.account_context(token_info, account_sid)
+    result = await _calls.list_calls(
+        ctx,
+        account_sid=account_sid,
+        status=status,
+        call_status=call_status,
+        direction=direction,
+        from_=from_,
+        to=to,
+        created_after=created_after,
+        created_before=created_before,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    return runtime.respond(result, 200)
+
+
+OPERATIONS["listCalls"] = list_calls
 
 
 async def create_call(
@@ -43,6 +82,7 @@ async def create_call(
     result = await _calls.create_call(
         ctx,
         account_sid=account_sid,
+        idempotency_key=runtime.header("Idempotency-Key"),
         body=runtime.parse_body(models.CallCreate, body),
     )
     return runtime.respond(result, 201)
@@ -67,6 +107,82 @@ async def get_call(
 
 
 OPERATIONS["getCall"] = get_call
+
+
+async def update_call(
+    account_sid: str,
+    call_sid: str,
+    body: Any = None,
+    token_info: dict[str, Any] | None = None,
+) -> Response:
+    """PUT /v1/Accounts/{account_sid}/Calls/{call_sid} -> 200."""
+    ctx = runtime.account_context(token_info, account_sid)
+    result = await _calls.update_call(
+        ctx,
+        account_sid=account_sid,
+        call_sid=call_sid,
+        body=runtime.parse_body(models.CallUpdate, body),
+    )
+    return runtime.respond(result, 200)
+
+
+OPERATIONS["updateCall"] = update_call
+
+
+async def update_call_legacy(
+    account_sid: str,
+    call_sid: str,
+    body: Any = None,
+    token_info: dict[str, Any] | None = None,
+) -> Response:
+    """POST /v1/Accounts/{account_sid}/Calls/{call_sid} -> 200."""
+    ctx = runtime.account_context(token_info, account_sid)
+    result = await _calls.update_call_legacy(
+        ctx,
+        account_sid=account_sid,
+        call_sid=call_sid,
+        body=runtime.parse_body(models.CallUpdate, body),
+    )
+    return runtime.respond(result, 200)
+
+
+OPERATIONS["updateCallLegacy"] = update_call_legacy
+
+
+async def delete_call(
+    account_sid: str,
+    call_sid: str,
+    token_info: dict[str, Any] | None = None,
+) -> Response:
+    """DELETE /v1/Accounts/{account_sid}/Calls/{call_sid} -> 204."""
+    ctx = runtime.account_context(token_info, account_sid)
+    result = await _calls.delete_call(
+        ctx,
+        account_sid=account_sid,
+        call_sid=call_sid,
+    )
+    return runtime.respond(result, 204)
+
+
+OPERATIONS["deleteCall"] = delete_call
+
+
+async def list_call_events(
+    account_sid: str,
+    call_sid: str,
+    token_info: dict[str, Any] | None = None,
+) -> Response:
+    """GET /v1/Accounts/{account_sid}/Calls/{call_sid}/Events -> 200."""
+    ctx = runtime.account_context(token_info, account_sid)
+    result = await _calls.list_call_events(
+        ctx,
+        account_sid=account_sid,
+        call_sid=call_sid,
+    )
+    return runtime.respond(result, 200)
+
+
+OPERATIONS["listCallEvents"] = list_call_events
 
 
 async def get_health() -> Response:

@@ -20,11 +20,29 @@ BASE_PATH = "/v1"
 class CallsHandlers(Protocol):
     """Operations tagged Calls: implemented in handlers/calls.py."""
 
+    async def list_calls(
+        self,
+        ctx: AccountContext,
+        account_sid: str,
+        status: str | None = None,
+        call_status: str | None = None,
+        direction: str | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Ok[list[models.Call]]:
+        """GET /v1/Accounts/{account_sid}/Calls: List calls."""
+        ...
+
     async def create_call(
         self,
         ctx: AccountContext,
         account_sid: str,
         body: models.CallCreate,
+        idempotency_key: str | None = None,
     ) -> Created[models.Call]:
         """POST /v1/Accounts/{account_sid}/Calls: Create a call."""
         ...
@@ -36,6 +54,44 @@ class CallsHandlers(Protocol):
         call_sid: str,
     ) -> Ok[models.Call]:
         """GET /v1/Accounts/{account_sid}/Calls/{call_sid}: Retrieve a call."""
+        ...
+
+    async def update_call(
+        self,
+        ctx: AccountContext,
+        account_sid: str,
+        call_sid: str,
+        body: models.CallUpdate,
+    ) -> Ok[models.Call]:
+        """PUT /v1/Accounts/{account_sid}/Calls/{call_sid}: Update a call."""
+        ...
+
+    async def update_call_legacy(
+        self,
+        ctx: AccountContext,
+        account_sid: str,
+        call_sid: str,
+        body: models.CallUpdate,
+    ) -> Ok[models.Call]:
+        """POST /v1/Accounts/{account_sid}/Calls/{call_sid}: Update a call (POST)."""
+        ...
+
+    async def delete_call(
+        self,
+        ctx: AccountContext,
+        account_sid: str,
+        call_sid: str,
+    ) -> NoContent:
+        """DELETE /v1/Accounts/{account_sid}/Calls/{call_sid}: Delete a call."""
+        ...
+
+    async def list_call_events(
+        self,
+        ctx: AccountContext,
+        account_sid: str,
+        call_sid: str,
+    ) -> Ok[list[models.CallEvent]]:
+        """GET /v1/Accounts/{account_sid}/Calls/{call_sid}/Events: List a call's status events."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from typing_extensions import TypeAliasType
 
 
@@ -46,6 +46,172 @@ class CallDirection(StrEnum):
     outbound = 'outbound'
 
 
+class Destination(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            examples=['+15550000001'],
+            max_length=256,
+            min_length=2,
+            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
+        ),
+    ]
+    """
+    An E.164 phone number (`+15550000001`) or a `sip:` / `sips:` URI.
+    """
+
+
+class WebhookUrl(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            examples=['https://example.com/answer'],
+            max_length=2048,
+            pattern='^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+([/?#][^\\s]*)?$',
+        ),
+    ]
+    """
+    An absolute `http` or `https` URL.
+    """
+
+
+class Type(StrEnum):
+    phone = 'phone'
+
+
+class PhoneTarget(BaseModel):
+    """
+    A phone number.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    type: Type
+    number: Annotated[
+        str,
+        Field(
+            examples=['+15550000001'],
+            max_length=256,
+            min_length=2,
+            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
+        ),
+    ]
+    """
+    An E.164 phone number (`+15550000001`) or a `sip:` / `sips:` URI.
+    """
+
+
+class Type1(StrEnum):
+    sip = 'sip'
+
+
+class SipTarget(BaseModel):
+    """
+    A SIP URI.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    type: Type1
+    sipUri: Annotated[
+        str,
+        Field(
+            examples=['+15550000001'],
+            max_length=256,
+            min_length=2,
+            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
+        ),
+    ]
+    """
+    An E.164 phone number (`+15550000001`) or a `sip:` / `sips:` URI.
+    """
+
+
+class Type2(StrEnum):
+    user = 'user'
+
+
+class UserTarget(BaseModel):
+    """
+    A user registered with the platform, by name.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    type: Type2
+    name: Annotated[
+        str, Field(max_length=256, min_length=1, pattern='^[^\\s\\x1c-\\x1f\\x85\\ufeff]+$')
+    ]
+
+
+class Type3(StrEnum):
+    teams = 'teams'
+
+
+class TeamsTarget(BaseModel):
+    """
+    A Microsoft Teams user, by phone number.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    type: Type3
+    number: Annotated[
+        str,
+        Field(
+            examples=['+15550000001'],
+            max_length=256,
+            min_length=2,
+            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
+        ),
+    ]
+    """
+    An E.164 phone number (`+15550000001`) or a `sip:` / `sips:` URI.
+    """
+
+
+class HookMethod(StrEnum):
+    """
+    The HTTP method of a hook.
+    """
+
+    GET = 'GET'
+    POST = 'POST'
+
+
+class HookObject(BaseModel):
+    """
+    A jambonz hook with its method and optional Basic-auth credentials.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    url: Annotated[
+        str,
+        Field(
+            examples=['https://example.com/answer'],
+            max_length=2048,
+            pattern='^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+([/?#][^\\s]*)?$',
+        ),
+    ]
+    """
+    An absolute `http` or `https` URL.
+    """
+    method: HookMethod | None = None
+    username: Annotated[str | None, Field(max_length=256, min_length=1)] = None
+    password: Annotated[str | None, Field(max_length=256)] = None
+
+
 HeadersAdditionalProperty = TypeAliasType(
     "HeadersAdditionalProperty", Annotated[str, Field(max_length=1024, pattern='^[^\\r\\n\\x00]*$')]
 )
@@ -53,7 +219,10 @@ HeadersAdditionalProperty = TypeAliasType(
 
 class CallCreate(BaseModel):
     """
-    What to call, and where the call's instructions and status events go.
+    What to call, and where the call's instructions and status events go. Give
+    `answer_url` or jambonz's `call_hook` (one of the two), and at most one of
+    `event_url` and `call_status_hook`, and of `time_limit` and `timeLimit`.
+
     """
 
     model_config = ConfigDict(
@@ -66,28 +235,37 @@ class CallCreate(BaseModel):
     """
     The caller id, a phone number or a SIP identity.
     """
-    to: Annotated[
-        str,
-        Field(
-            examples=['+15550000001'],
-            max_length=256,
-            min_length=2,
-            pattern='^(\\+[1-9][0-9]{1,14}|sips?:[^\\s\\x1c-\\x1f\\x85\\ufeff]+)$',
-        ),
-    ]
+    to: Destination | PhoneTarget | SipTarget | UserTarget | TeamsTarget
     """
-    An E.164 phone number (`+15550000001`) or a `sip:` / `sips:` URI.
+    Whom to call: a phone number or SIP URI, or jambonz's target object
+    (`{type: phone, number}`, `{type: sip, sipUri}`, `{type: user, name}`,
+    `{type: teams, number}`).
+
     """
     answer_url: Annotated[
-        str,
+        str | None,
         Field(
             examples=['https://example.com/answer'],
             max_length=2048,
             pattern='^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+([/?#][^\\s]*)?$',
         ),
-    ]
+    ] = None
     """
     Where the call's instructions are fetched when it is answered.
+    """
+    call_hook: WebhookUrl | HookObject | None = None
+    """
+    jambonz's name for `answer_url`; as an object it may carry Basic auth.
+    """
+    call_status_hook: WebhookUrl | HookObject | None = None
+    """
+    jambonz's name for `event_url` (and, as an object, `event_method`).
+    """
+    application_sid: Any | None = None
+    """
+    jambonz places a call with an application's hooks. This service has no
+    applications: any value is refused; give `call_hook` or `answer_url` instead.
+
     """
     event_url: Annotated[
         str | None,
@@ -108,6 +286,10 @@ class CallCreate(BaseModel):
     time_limit: Annotated[int | None, Field(ge=1, le=14400)] = None
     """
     The longest the call may last once answered, in seconds.
+    """
+    timeLimit: Annotated[int | None, Field(ge=1, le=14400)] = None
+    """
+    jambonz's name for `time_limit`.
     """
     tag: Annotated[dict[str, Any] | None, Field(examples=[{'ticket': '4711'}])] = None
     """
@@ -137,6 +319,13 @@ class Call(BaseModel):
     ]
     """
     The call's SID.
+    """
+    sid: Annotated[
+        str | None,
+        Field(examples=['CA0123456789abcdef0123456789abcdef'], pattern='^CA[0-9a-f]{32}$'),
+    ] = None
+    """
+    The call's SID again, under the name jambonz's create answers with.
     """
     account_sid: Annotated[
         str, Field(examples=['AC0123456789abcdef0123456789abcdef'], pattern='^AC[0-9a-f]{32}$')
@@ -199,6 +388,115 @@ class Call(BaseModel):
     """
     Whole seconds from answer to end, or null until the call has ended.
     """
+    sip_status: int | None = None
+    """
+    The last SIP status of the call (180 ringing, 200 answered, 486 busy ...).
+    """
+    sip_reason: str | None = None
+    """
+    The reason phrase of `sip_status`.
+    """
+    failure_reason: str | None = None
+    """
+    Why a `failed` call failed (for example, what was wrong with `answer_url`).
+    """
+
+
+class HangupStatus(StrEnum):
+    """
+    `completed` hangs up (an unanswered call ends `canceled`); `canceled` cancels an unanswered call.
+    """
+
+    completed = 'completed'
+    canceled = 'canceled'
+
+
+class JambonzHangupStatus(StrEnum):
+    """
+    `completed` hangs up; `no-answer` ends an unanswered call `no-answer`.
+    """
+
+    completed = 'completed'
+    no_answer = 'no-answer'
+
+
+class CallStatusEvent(BaseModel):
+    """
+    What a status webhook carries (the callStatus callback of createCall).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    call_sid: Annotated[str, Field(pattern='^CA[0-9a-f]{32}$')]
+    account_sid: Annotated[str, Field(pattern='^AC[0-9a-f]{32}$')]
+    from_: Annotated[str, Field(alias='from')]
+    to: str
+    direction: CallDirection
+    call_status: CallStatus
+    sip_status: int | None = None
+    sip_reason: str | None = None
+    duration: Annotated[int | None, Field(ge=0)] = None
+    """
+    Whole seconds talked; sent only when `call_status` is `completed`.
+    """
+    timestamp: AwareDatetime
+    """
+    When the status changed (RFC 3339, UTC).
+    """
+    sequence: Annotated[int, Field(ge=1)]
+    """
+    1, 2, 3 ... per call, in the order the statuses happened.
+    """
+
+
+class DeliveryState(StrEnum):
+    """
+    `pending` (waiting for its turn or its next try), `delivered` (answered 2xx),
+    `failed` (every attempt failed), `unsent` (the call has no event_url).
+
+    """
+
+    pending = 'pending'
+    delivered = 'delivered'
+    failed = 'failed'
+    unsent = 'unsent'
+
+
+class DeliveryAttempt(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    attempted_at: AwareDatetime
+    http_status: int | None = None
+    """
+    The receiver's HTTP status, or null when no answer came.
+    """
+    error: str | None = None
+    """
+    Why no answer came (refused, timed out, connection error).
+    """
+    latency_ms: Annotated[float, Field(ge=0.0)]
+
+
+class CallEvent(BaseModel):
+    """
+    A status event of a call and what happened when it was sent.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    sequence: Annotated[int, Field(ge=1)]
+    call_status: CallStatus
+    state: DeliveryState
+    url: str | None = None
+    method: HookMethod | None = None
+    date_created: AwareDatetime
+    delivered_at: AwareDatetime | None = None
+    next_attempt_at: AwareDatetime | None = None
+    payload: CallStatusEvent
+    attempts: list[DeliveryAttempt]
 
 
 class HealthStatus(StrEnum):
@@ -237,6 +535,34 @@ class Problem(BaseModel):
     instance: str | None = None
     """
     The request path the problem occurred at.
+    """
+
+
+class CallUpdate(BaseModel):
+    """
+    One action on a call; see updateCall.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    status: HangupStatus | None = None
+    call_status: JambonzHangupStatus | None = None
+    answer_url: Annotated[
+        str | None,
+        Field(
+            examples=['https://example.com/answer'],
+            max_length=2048,
+            pattern='^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+([/?#][^\\s]*)?$',
+        ),
+    ] = None
+    """
+    Fetch the call's instructions from here now.
+    """
+    call_hook: WebhookUrl | HookObject | None = None
+    """
+    jambonz's name for `answer_url`.
     """
 
 

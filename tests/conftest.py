@@ -27,6 +27,26 @@ SEED_REQUEST: dict[str, Any] = {
 }
 
 
+# What the engine changes as a call moves on; everything else stays as created.
+LIFECYCLE_FIELDS = frozenset(
+    {
+        "status",
+        "sip_status",
+        "sip_reason",
+        "date_updated",
+        "start_time",
+        "end_time",
+        "duration",
+        "failure_reason",
+    }
+)
+
+
+def stable(call: dict[str, Any]) -> dict[str, Any]:
+    """A call without the fields its lifecycle changes."""
+    return {k: v for k, v in call.items() if k not in LIFECYCLE_FIELDS}
+
+
 @dataclass
 class AccountKey:
     """An account and one of its API keys."""

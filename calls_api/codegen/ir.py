@@ -36,6 +36,13 @@ class Param:
     required: bool
 
     @property
+    def argument(self) -> str:
+        """How the adapter hands the parameter to the handler."""
+        if self.location == "header":
+            return f'runtime.header("{self.name}")'
+        return self.py_name
+
+    @property
     def declaration(self) -> str:
         """The parameter as Python declares it; optional ones default to None."""
         optional = "" if self.required else " | None = None"
@@ -70,17 +77,22 @@ class Operation:
 
     @property
     def signature_params(self) -> tuple[str, ...]:
-        """The operation's own parameters as Python parameters, required first."""
-        params = [p.declaration for p in self.params]
-        if self.body_model:
-            optional = "" if self.body_required else " | None = None"
-            params.append(f"body: models.{self.body_model}{optional}")
-        return tuple(params)
+        """The operation's own parameters as Python parameters: required ones first."""
+        required = [p.declaration for p in self.params if p.required]
+        optional = [p.declaration for p in self.params if not p.required]
+        if self.body_model and self.body_required:
+            required.append(f"body: models.{self.body_model}")
+        elif self.body_model:
+            optional.append(f"body: models.{self.body_model} | None = None")
+        return (*required, *optional)
 
     @property
     def adapter_params(self) -> tuple[str, ...]:
-        """What connexion passes the adapter: parameters, the raw body, the token info."""
-        params = [p.declaration for p in self.params]
+        """What connexion passes the adapter: parameters, the raw body, the token info.
+
+        connexion passes path and query parameters; the adapter reads headers itself.
+        """
+        params = [p.declaration for p in self.params if p.location != "header"]
         if self.body_model:
             params.append("body: Any = None")
         if self.secured:
@@ -221,8 +233,8 @@ def _params(
         merged[(param["name"], param["in"])] = param
     result = []
     for (name, location), param in merged.items():
-        if location not in ("path", "query"):
-            continue  # headers and cookies stay with the framework
+        if location not in ("path", "query", "header"):
+            continue  # cookies stay with the framework
         schema = _resolve(spec, param.get("schema", {}))
         result.append(
             Param(

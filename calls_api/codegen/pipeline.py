@@ -4,17 +4,20 @@ then swap it in whole. A failure at any step leaves generated/ as it was."""
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from calls_api.codegen import stamp
 from calls_api.codegen.ir import Api, build_api
+from calls_api.codegen.model_view import model_view
 from calls_api.codegen.render import HEADER, render_generated, template_environment
 from calls_api.codegen.scaffold import ScaffoldChange, scaffold_handlers
 from calls_api.codegen.spec_source import SpecError, load_spec, locate
@@ -41,7 +44,7 @@ def build(root: Path, out_dir: Path) -> Api:
         api = build_api(spec)
     except SpecError as exc:
         raise locate(root / SPEC, exc) from exc
-    _generate_models(root, out_dir / "models.py")
+    _generate_models(root, spec, out_dir)
     try:
         render_generated(api, template_environment(root / "templates"), out_dir)
     except TemplateError as exc:
@@ -76,23 +79,30 @@ def check(root: Path) -> list[str]:
         return _differences(staged, root / "generated")
 
 
-def _generate_models(root: Path, output: Path) -> None:
-    # The CLI reads [tool.datamodel-codegen] from pyproject.toml in the working directory.
-    completed = subprocess.run(  # noqa: S603 - fixed arguments, no shell
-        [
-            sys.executable,
-            "-m",
-            "datamodel_code_generator",
-            "--input",
-            str(SPEC),
-            "--output",
-            str(output),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _generate_models(root: Path, spec: dict[str, Any], out_dir: Path) -> None:
+    """generated/models.py from the model view of the spec (see model_view)."""
+    view = out_dir / "model-view.json"
+    view.write_text(json.dumps(model_view(spec), indent=1), encoding="utf-8")
+    output = out_dir / "models.py"
+    try:
+        # The CLI reads [tool.datamodel-codegen] from pyproject.toml in the working directory.
+        completed = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [
+                sys.executable,
+                "-m",
+                "datamodel_code_generator",
+                "--input",
+                str(view),
+                "--output",
+                str(output),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        view.unlink()
     if completed.returncode != 0 or not output.exists():
         raise GenerationError(
             "datamodel-code-generator failed:\n" + (completed.stderr or completed.stdout).strip()

@@ -74,7 +74,9 @@ class Deliverer:
     async def _send(self, event: EventRecord, secret: str) -> tuple[int | None, str | None]:
         assert event.url is not None
         try:
-            await check_destination(event.url, allow_private=self.settings.allow_private_webhooks)
+            await check_destination(
+                event.url, allow_private=self.settings.allow_private_webhooks, background=True
+            )
         except ForbiddenDestination as exc:
             return None, f"refused: {exc}"
         if not secret:

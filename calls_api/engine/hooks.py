@@ -47,7 +47,7 @@ async def fetch_instructions(
 ) -> list[dict[str, Any]]:
     """The verbs the application answers with, or HookFailure with the reason."""
     try:
-        await check_destination(url, allow_private=settings.allow_private_webhooks)
+        await check_destination(url, allow_private=settings.allow_private_webhooks, background=True)
     except ForbiddenDestination as exc:
         raise HookFailure(f"answer_url refused: {exc}") from exc
     body = orjson.dumps(call_fields(call))

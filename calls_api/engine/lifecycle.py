@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from calls_api.store.records import CallRecord, NewEvent
+from generated import models
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _RANK = {"queued": 0, "trying": 1, "ringing": 2, "early-media": 3, "in-progress": 4}
@@ -89,20 +90,23 @@ def reschedule(
 
 def status_event(call: CallRecord, now: datetime, first_attempt: datetime) -> NewEvent:
     """The webhook event for the call's current status (as stored after a change)."""
-    payload: dict[str, Any] = {
-        "call_sid": call.call_sid,
-        "account_sid": call.account_sid,
-        "from": call.from_,
-        "to": call.to,
-        "direction": call.direction,
-        "call_status": call.status,
-        "sip_status": call.sip_status,
-        "sip_reason": call.sip_reason,
-        "timestamp": now.isoformat().replace("+00:00", "Z"),
-        "sequence": call.event_count,
-    }
-    if call.status == "completed":
-        payload["duration"] = call.duration
+    event = models.CallStatusEvent(
+        call_sid=call.call_sid,
+        account_sid=call.account_sid,
+        from_=call.from_,
+        to=call.to,
+        direction=models.CallDirection(call.direction),
+        call_status=models.CallStatus(call.status),
+        sip_status=call.sip_status,
+        sip_reason=call.sip_reason,
+        duration=call.duration if call.status == "completed" else None,
+        timestamp=now,
+        sequence=call.event_count,
+    )
+    # The payload the spec's callStatus callback describes; duration only once completed.
+    payload = event.model_dump(mode="json", by_alias=True)
+    if payload["duration"] is None:
+        del payload["duration"]
     return NewEvent(
         call_status=call.status,
         payload=payload,

@@ -390,12 +390,15 @@ class SQLiteStore:
                 "DELETE FROM calls WHERE call_sid = ? AND account_sid = ?", (call_sid, account_sid)
             ).rowcount
             if deleted:
+                # Pending events still go out; they are removed once delivered or given up.
                 self.db.execute(
                     "DELETE FROM delivery_attempts WHERE event_id IN "
-                    "(SELECT event_id FROM events WHERE call_sid = ?)",
+                    "(SELECT event_id FROM events WHERE call_sid = ? AND state != 'pending')",
                     (call_sid,),
                 )
-                self.db.execute("DELETE FROM events WHERE call_sid = ?", (call_sid,))
+                self.db.execute(
+                    "DELETE FROM events WHERE call_sid = ? AND state != 'pending'", (call_sid,)
+                )
         return deleted > 0
 
     async def due_calls(self, now: datetime, limit: int) -> list[CallRecord]:
@@ -467,6 +470,17 @@ class SQLiteStore:
                     event.event_id,
                 ),
             )
+            if state != "pending":
+                # The last event of a deleted call leaves nothing behind once it is done.
+                orphan = "NOT EXISTS (SELECT 1 FROM calls WHERE call_sid = ?)"
+                self.db.execute(
+                    f"DELETE FROM delivery_attempts WHERE event_id = ? AND {orphan}",  # noqa: S608
+                    (event.event_id, event.call_sid),
+                )
+                self.db.execute(
+                    f"DELETE FROM events WHERE event_id = ? AND {orphan}",  # noqa: S608
+                    (event.event_id, event.call_sid),
+                )
 
     async def list_events(self, account_sid: str, call_sid: str) -> list[EventRecord]:
         rows = self._fetchall(
