@@ -34,7 +34,8 @@ check: $(SETUP) ## Validate the spec, fail on generated/ drift, lint (ruff) and 
 	$(BIN)/mypy
 
 serve: generate ## Serve the API at http://$(HOST):$(PORT)/v1 with an embedded SQLite database
-	$(BIN)/calls-api serve --host $(HOST) --port $(PORT)
+	CALLS_ALLOW_PRIVATE_WEBHOOKS=$${CALLS_ALLOW_PRIVATE_WEBHOOKS:-true} \
+	  $(BIN)/calls-api serve --host $(HOST) --port $(PORT)
 
 test: check ## Everything CI runs: check, then the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -57,8 +57,17 @@ def main() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="Log level [env CALLS_LOG_LEVEL, default info]",
 )
+@click.option(
+    "--allow-private-webhooks/--no-allow-private-webhooks",
+    default=None,
+    help="Allow hooks on loopback and private addresses [env CALLS_ALLOW_PRIVATE_WEBHOOKS]",
+)
 def serve(
-    host: str | None, port: int | None, database_url: str | None, log_level: str | None
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    log_level: str | None,
+    allow_private_webhooks: bool | None,
 ) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
@@ -66,7 +75,13 @@ def serve(
     from calls_api.admin import bootstrap_dev_account
     from calls_api.app import create_app
 
-    settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
+    settings = _settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        log_level=log_level,
+        allow_private_webhooks=allow_private_webhooks,
+    )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -74,8 +89,18 @@ def serve(
     base = f"http://{_url_host(settings.host)}:{settings.port}/v1"
     if created:
         account, key = created
-        _print_dev_banner(base, account.account_sid, key.secret)
+        _print_dev_banner(base, account.account_sid, key.secret, account.webhook_secret)
     click.echo(f"Serving the Calls API at {base} (Swagger UI at {base}/ui/)", err=True)
+    click.echo(
+        "Calls are simulated: no real call is placed (see the README's test destinations).",
+        err=True,
+    )
+    if settings.allow_private_webhooks:
+        click.echo(
+            "CALLS_ALLOW_PRIVATE_WEBHOOKS is on: answer_url and event_url may point at "
+            "loopback and private addresses (local development only).",
+            err=True,
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -91,7 +116,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _print_dev_banner(base: str, account_sid: str, key: str) -> None:
+def _print_dev_banner(base: str, account_sid: str, key: str, webhook_secret: str) -> None:
     body = json.dumps(
         {
             "from": "+15550000000",
@@ -104,10 +129,11 @@ def _print_dev_banner(base: str, account_sid: str, key: str) -> None:
     click.echo(
         f"""
 The database was empty: created a development account and API key.
-The key is shown only this once; keep it.
+The key and the webhook secret are shown only this once; keep them.
 
-  account_sid: {account_sid}
-  api_key:     {key}
+  account_sid:    {account_sid}
+  api_key:        {key}
+  webhook_secret: {webhook_secret}  (verifies the Jambonz-Signature of status events)
 
 Create a call:
   curl -s -X POST {base}/Accounts/{account_sid}/Calls \\
@@ -148,9 +174,29 @@ def accounts_create(name: str, as_json: bool) -> None:
     account, key = _with_store(_settings(), lambda store: create_account(store, name))
     if as_json:
         click.echo(json.dumps({"account_sid": account.account_sid, "api_key": key.secret}))
+        click.echo(f"webhook_secret: {account.webhook_secret}", err=True)
     else:
-        click.echo(f"account_sid: {account.account_sid}\napi_key:     {key.secret}")
-        click.echo("The key is shown only this once; keep it.", err=True)
+        click.echo(f"account_sid:    {account.account_sid}")
+        click.echo(f"api_key:        {key.secret}")
+        click.echo(f"webhook_secret: {account.webhook_secret}")
+        click.echo("The key and the secret are shown only this once; keep them.", err=True)
+
+
+@accounts.command("rotate-secret")
+@click.argument("account_sid")
+@click.option("--json", "as_json", is_flag=True, help="Print {account_sid, webhook_secret}.")
+def accounts_rotate_secret(account_sid: str, as_json: bool) -> None:
+    """Give ACCOUNT_SID a new webhook secret; events are signed with it from now on."""
+    from calls_api.admin import UnknownAccount, rotate_webhook_secret
+
+    try:
+        secret = _with_store(_settings(), lambda store: rotate_webhook_secret(store, account_sid))
+    except UnknownAccount as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({"account_sid": account_sid, "webhook_secret": secret}))
+    else:
+        click.echo(f"webhook_secret: {secret}")
 
 
 @main.group()
@@ -173,7 +219,7 @@ def keys_create(account_sid: str, as_json: bool) -> None:
         click.echo(json.dumps({"account_sid": account_sid, "api_key": key.secret}))
     else:
         click.echo(f"api_key: {key.secret}")
-        click.echo("The key is shown only this once; keep it.", err=True)
+        click.echo("The key and the webhook secret are shown only this once; keep them.", err=True)
 
 
 @keys.command("revoke")

@@ -76,5 +76,21 @@ def test_an_unsupported_database_url_is_a_clear_error() -> None:
 def test_plain_output_shows_the_key_once(cli: CliRunner) -> None:
     result = cli.invoke(main, ["accounts", "create", "--name", "acme"])
     assert result.exit_code == 0
-    assert re.search(r"account_sid: AC[0-9a-f]{32}", result.stdout)
+    assert re.search(r"account_sid:\s+AC[0-9a-f]{32}", result.stdout)
+    assert re.search(r"webhook_secret:\s+[0-9a-f]{64}", result.stdout)
     assert re.search(r"api_key:\s+ck_", result.stdout)
+
+
+def test_rotate_secret_changes_what_events_are_signed_with(cli: CliRunner) -> None:
+    created = cli.invoke(main, ["accounts", "create", "--json"])
+    first_secret = created.stderr.split("webhook_secret:", 1)[1].strip()
+    sid = json.loads(created.stdout)["account_sid"]
+    rotated = cli.invoke(main, ["accounts", "rotate-secret", sid, "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    answer = json.loads(rotated.stdout)
+    assert answer["account_sid"] == sid
+    assert re.fullmatch(r"[0-9a-f]{64}", answer["webhook_secret"])
+    assert answer["webhook_secret"] != first_secret
+    unknown = cli.invoke(main, ["accounts", "rotate-secret", "AC" + "0" * 32])
+    assert unknown.exit_code != 0
+    assert "no account" in unknown.output

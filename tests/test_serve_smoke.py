@@ -81,7 +81,7 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
     database = tmp_path / "var" / "calls.db"
     server = server_factory(database, tmp_path / "first.log")
     banner = server.output()
-    account_sid = re.search(r"account_sid: (AC[0-9a-f]{32})", banner)
+    account_sid = re.search(r"account_sid:\s+(AC[0-9a-f]{32})", banner)
     api_key = re.search(r"api_key:\s+(ck_\S+)", banner)
     assert account_sid and api_key, banner
     assert "curl -s -X POST" in banner and f"{server.base}/Accounts/" in banner
