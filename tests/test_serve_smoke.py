@@ -118,3 +118,49 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
     assert "POST /v1/Accounts/{account_sid}/Calls 201" in logs
     assert f"account={account_sid.group(1)}" in logs
     assert api_key.group(1).split(".")[1] not in logs
+
+
+def test_kill_9_mid_call_then_restart_loses_no_event(
+    tmp_path: Path, server_factory: type[Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.receiver import HANGUP_VERBS, running_receiver
+
+    monkeypatch.setenv("CALLS_ALLOW_PRIVATE_WEBHOOKS", "true")
+    monkeypatch.setenv("CALLS_SIM_TRYING_SECONDS", "0.1")
+    monkeypatch.setenv("CALLS_SIM_RING_SECONDS", "1.5")
+    monkeypatch.setenv("CALLS_SIM_TALK_SECONDS", "0.5")
+    monkeypatch.setenv("CALLS_ENGINE_POLL_SECONDS", "0.1")
+    database = tmp_path / "calls.db"
+    with running_receiver() as receiver:
+        receiver.bodies["/answer"] = HANGUP_VERBS
+        server = server_factory(database, tmp_path / "first.log")
+        banner = server.output()
+        account_sid = banner.split("account_sid:", 1)[1].split()[0]
+        headers = {"Authorization": f"Bearer {banner.split('api_key:', 1)[1].split()[0]}"}
+        body = {
+            **SEED_REQUEST,
+            "answer_url": receiver.url("/answer"),
+            "event_url": receiver.url("/events"),
+        }
+        created = httpx.post(
+            f"{server.base}/Accounts/{account_sid}/Calls", json=body, headers=headers, timeout=5
+        )
+        assert created.status_code == 201
+        receiver.wait_for("/events", 2)  # trying and ringing are out; the call now rings
+        server.process.kill()  # SIGKILL: no shutdown, no flush
+        server.process.wait(timeout=10)
+
+        again = server_factory(database, tmp_path / "second.log")
+        events = receiver.wait_for("/events", 4, timeout=20)
+        statuses = []
+        for event in events:
+            payload = event.json()
+            if payload["sequence"] > len(statuses):  # at least once: a resend may repeat one
+                statuses.append(payload["call_status"])
+        assert statuses == ["trying", "ringing", "in-progress", "completed"]
+        final = httpx.get(
+            f"{again.base}/Accounts/{account_sid}/Calls/{created.json()['sid']}",
+            headers=headers,
+            timeout=5,
+        )
+        assert final.json()["status"] == "completed"
