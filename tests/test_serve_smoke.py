@@ -152,7 +152,7 @@ def test_kill_9_mid_call_then_restart_loses_no_event(
 
         again = server_factory(database, tmp_path / "second.log")
         events = receiver.wait_for("/events", 4, timeout=20)
-        statuses = []
+        statuses: list[str] = []
         for event in events:
             payload = event.json()
             if payload["sequence"] > len(statuses):  # at least once: a resend may repeat one
