@@ -276,3 +276,25 @@ async def test_work_survives_a_restart(tmp_path: Path, receiver: Receiver) -> No
     assert ended.status == "completed"
     assert [e.call_status for e in events] == ["trying", "ringing", "in-progress", "completed"]
     assert all(e.state == "delivered" for e in events)
+
+
+async def test_hang_up_retries_when_the_engine_moved_the_call_meanwhile(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    services = Services(settings_for(tmp_path, sim_ring_seconds=30))
+    await services.start()
+    try:
+        account, _ = await create_account(services.store, "a")
+        call = await place(services, new_call(account.account_sid, receiver))
+
+        # `call` is the queued version the API read; the engine dials it before the hang-up.
+        async def moved_on() -> CallRecord | None:
+            stored = await services.store.get_call(account.account_sid, call.call_sid)
+            return stored if stored is not None and stored.status == "ringing" else None
+
+        await eventually(moved_on)
+        ended = await services.engine.hang_up(call, "completed")
+    finally:
+        await services.stop()
+    assert ended.status == "canceled"
+    assert ended.event_count == 3  # trying, ringing, canceled

@@ -75,16 +75,28 @@ class SimulatedEngine:
         self._wake.set()
 
     async def hang_up(self, call: CallRecord, status: str) -> CallRecord:
-        if is_final(call.status):
-            raise Conflict(f"The call has already ended ({call.status})")
-        now = datetime.now(UTC)
-        if answered(call):
-            if status != "completed":
-                raise Conflict(f"The call was answered; only 'completed' ends it, not {status!r}")
-            final = "completed"
-        else:
-            final = "no-answer" if status == "no-answer" else "canceled"
-        return await self._save(call, change_status(call, final, now), now, required=True)
+        # The engine may move the call on between our read and our write; then read it
+        # again and decide anew (it may have ended meanwhile, which is a 409 after all).
+        for _ in range(5):
+            if is_final(call.status):
+                raise Conflict(f"The call has already ended ({call.status})")
+            now = datetime.now(UTC)
+            if answered(call):
+                if status != "completed":
+                    raise Conflict(
+                        f"The call was answered; only 'completed' ends it, not {status!r}"
+                    )
+                final = "completed"
+            else:
+                final = "no-answer" if status == "no-answer" else "canceled"
+            saved = await self._save(call, change_status(call, final, now), now)
+            if saved is not call:
+                return saved
+            latest = await self.store.get_call(call.account_sid, call.call_sid)
+            if latest is None:
+                raise Conflict("The call was deleted while this request was handled")
+            call = latest
+        raise Conflict("The call kept changing while this request was handled; try again")
 
     async def redirect(
         self, call: CallRecord, url: str, method: str, auth: HookAuth | None

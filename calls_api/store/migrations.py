@@ -121,6 +121,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (account_sid, idempotency_key)
             )
             """,
+            "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (date_created)",
         ),
     ),
 )
