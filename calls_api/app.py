@@ -19,12 +19,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calls_api.access_log import AccessLogMiddleware
 from calls_api.errors import install_error_handlers
+from calls_api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from calls_api.routes import methods_for
 from calls_api.runtime import SERVICES_KEY, services_from_scope
 from calls_api.services import Services
 from calls_api.settings import Settings
 from calls_api.validation import RequestBodyValidator
 from generated import adapters
+from generated.contract import BASE_PATH
 from handlers.security import authenticate
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "spec" / "openapi.yaml"
@@ -126,8 +128,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
     install_error_handlers(app)
+    # Each is inserted just outside connexion's exception handling, the first outermost:
+    # every request is logged, every answer (a 413 too) carries the security headers, and an
+    # oversized body is refused before the services are even looked at.
+    app.add_middleware(AccessLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        static_prefix=f"{BASE_PATH}/ui/",
+    )
+    app.add_middleware(
+        BodyLimitMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes
+    )
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER)
-    app.add_middleware(AccessLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
     logging.getLogger("calls_api").setLevel(settings.log_level.upper())
     return app

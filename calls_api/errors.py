@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from connexion import AsyncApp
@@ -21,6 +20,19 @@ log = logging.getLogger("calls_api.errors")
 PROBLEM_JSON = "application/problem+json"
 
 
+def problem_document(status: int, detail: str | None, path: str, title: str | None = None) -> bytes:
+    """The body of every error this service answers (RFC 9457)."""
+    return orjson.dumps(
+        {
+            "type": "about:blank",
+            "title": title or title_for(status),
+            "status": status,
+            "detail": detail or title or title_for(status),
+            "instance": path,
+        }
+    )
+
+
 def problem_response(
     request: ConnexionRequest,
     status: int,
@@ -30,13 +42,6 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> ConnexionResponse:
     """The one shape of every error this service answers."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title or title_for(status),
-        "status": status,
-        "detail": detail or title or title_for(status),
-        "instance": request.url.path,
-    }
     all_headers = dict(headers or {})
     if status == 401:
         all_headers.setdefault("WWW-Authenticate", "Bearer")
@@ -44,7 +49,7 @@ def problem_response(
         status_code=status,
         mimetype=PROBLEM_JSON,
         content_type=PROBLEM_JSON,
-        body=orjson.dumps(body),
+        body=problem_document(status, detail, request.url.path, title),
         headers=all_headers,
     )
 

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     database_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a locked database before 503"
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="The largest request body accepted (else 413)"
+    )
     allow_private_webhooks: bool = Field(
         default=False,
         description="Allow answer_url and event_url on loopback, private or internal addresses",
