@@ -8,10 +8,11 @@ when a combinator fails, names what the branches ask for instead.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator
@@ -19,6 +20,35 @@ from jsonschema import Draft4Validator, ValidationError
 from jsonschema.exceptions import best_match
 
 _COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
+# A \uD800-\uDFFF escape: part of a surrogate pair, or a lone surrogate to refuse.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, exactly (integers of any size stay integers), or a 400 problem for
+    text that is not UTF-8, not JSON, NaN or Infinity, or a lone surrogate escape, which no
+    store or answer could hold."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestProblem(detail="The request body is not valid UTF-8 text.") from exc
+    try:
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        raise BadRequestProblem(detail=f"The request body is not valid JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequestProblem(
+                detail="The request body holds a lone surrogate (\\ud800-\\udfff), which is "
+                "not text"
+            ) from exc
+    return body
 
 
 class RequestBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
@@ -40,14 +70,7 @@ class RequestBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
             return None
-        try:
-            # orjson refuses what cannot be stored or echoed safely: text that is not UTF-8
-            # and lone surrogates (\ud800), which json.loads lets through.
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            if "not valid UTF-8" in str(exc):
-                raise BadRequestProblem(detail="The request body is not valid UTF-8 text.") from exc
-            raise BadRequestProblem(detail=f"The request body is not valid JSON: {exc}") from exc
+        return parse_json(raw)
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:

@@ -8,8 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-import orjson
-
 from calls_api.context import AccountContext
 from calls_api.engine.lifecycle import is_final
 from calls_api.identity import new_call_sid
@@ -253,11 +251,13 @@ async def _replay(ctx: AccountContext, key: str, request_hash: str) -> Created[m
 
 
 def _fingerprint(body: models.CallCreate) -> str:
-    canonical = orjson.dumps(
+    # The standard library's json: tags may hold integers wider than 64 bits.
+    canonical = json.dumps(
         body.model_dump(mode="json", by_alias=True, exclude_unset=True),
-        option=orjson.OPT_SORT_KEYS,
+        sort_keys=True,
+        separators=(",", ":"),
     )
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _location(account_sid: str, call_sid: str) -> str:

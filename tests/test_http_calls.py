@@ -303,3 +303,31 @@ def test_no_5xx_for_odd_but_harmless_requests(client: TestClient, account: Accou
     ]
     for response in odd:
         assert response.status_code < 500, response.text
+
+
+def test_wide_integers_in_tag_are_kept_exactly(client: TestClient, account: AccountKey) -> None:
+    wide = 11039168098409751915254136176640
+    raw = (
+        b'{"from": "+15550000000", "to": "+15550000001", "answer_url": "https://example.com/a", '
+        b'"tag": {"wide": ' + str(wide).encode() + b', "negative": -9223372036854775809}}'
+    )
+    created = client.post(
+        f"/v1/Accounts/{account.account_sid}/Calls",
+        content=raw,
+        headers={**account.headers, "Content-Type": "application/json", "Idempotency-Key": "w"},
+    )
+    assert created.status_code == 201, created.text
+    fetched = client.get(created.headers["location"], headers=account.headers)
+    assert fetched.json()["tag"] == {"wide": wide, "negative": -9223372036854775809}
+    assert str(wide).encode() in fetched.content
+
+
+def test_nan_and_infinity_are_not_json(client: TestClient, account: AccountKey) -> None:
+    for literal in (b"NaN", b"Infinity", b"-Infinity"):
+        response = client.post(
+            f"/v1/Accounts/{account.account_sid}/Calls",
+            content=b'{"from": "+1", "to": "+15550000001", "answer_url": "https://e.com/a", '
+            b'"tag": {"x": ' + literal + b"}}",
+            headers={**account.headers, "Content-Type": "application/json"},
+        )
+        assert_problem(response, 400, "is not JSON")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ async def fetch_instructions(
         await check_destination(url, allow_private=settings.allow_private_webhooks, background=True)
     except ForbiddenDestination as exc:
         raise HookFailure(f"answer_url refused: {exc}") from exc
-    body = orjson.dumps(call_fields(call))
+    body = json_bytes(call_fields(call))
     try:
         if method == "GET":
             request = client.build_request(
@@ -85,6 +86,12 @@ async def fetch_instructions(
     return verbs
 
 
+def json_bytes(value: Any) -> bytes:
+    """Compact JSON by the standard library: a call's tag may hold integers wider than the
+    64 bits orjson can write."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def ends_with_hangup(verbs: list[dict[str, Any]]) -> bool:
     return bool(verbs) and verbs[-1].get("verb") == "hangup"
 
@@ -96,7 +103,7 @@ def query_params(fields: dict[str, Any]) -> dict[str, str]:
         if value is None:
             result[key] = ""
         elif isinstance(value, dict | list):
-            result[key] = orjson.dumps(value).decode()
+            result[key] = json_bytes(value).decode()
         else:
             result[key] = str(value)
     return result
