@@ -298,3 +298,23 @@ async def test_hang_up_retries_when_the_engine_moved_the_call_meanwhile(
         await services.stop()
     assert ended.status == "canceled"
     assert ended.event_count == 3  # trying, ringing, canceled
+
+
+async def test_a_step_that_keeps_failing_ends_the_call_instead_of_looping(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = Services(settings_for(tmp_path))
+
+    async def broken(call: CallRecord, now: datetime) -> None:
+        raise RuntimeError("a bug in a step")
+
+    monkeypatch.setitem(services.engine._steps, "ring", broken)  # type: ignore[attr-defined]
+    await services.start()
+    try:
+        account, _ = await create_account(services.store, "a")
+        call = await place(services, new_call(account.account_sid, receiver))
+        ended = await final_status(services, call)
+    finally:
+        await services.stop()
+    assert ended.status == "failed"
+    assert ended.failure_reason == "the engine could not process this call"

@@ -24,7 +24,7 @@ from calls_api.engine.lifecycle import (
 from calls_api.engine.simulator import script_for
 from calls_api.problems import Conflict
 from calls_api.settings import Settings
-from calls_api.store import Store
+from calls_api.store import Store, StoreUnavailable
 from calls_api.store.records import CallRecord, HookAuth
 
 log = logging.getLogger("calls_api.engine")
@@ -162,7 +162,18 @@ class SimulatedEngine:
             log.error("call %s has an unknown next step %r", call.call_sid, call.next_step)
             await self._save(call, reschedule(call, None, None, now), now)
             return
-        await step(call, now)
+        try:
+            await step(call, now)
+        except StoreUnavailable:
+            raise  # the database is away: the step stays due and is tried again
+        except Exception:
+            # A step that fails the same way every time must not be retried for ever: the
+            # call ends failed, with a reason, and the traceback goes to the log.
+            log.exception("call %s: step %r failed", call.call_sid, call.next_step)
+            ended = change_status(
+                call, "failed", now, failure_reason="the engine could not process this call"
+            )
+            await self._save(call, ended, now)
 
     async def _save(
         self, old: CallRecord, new: CallRecord, now: datetime, *, required: bool = False
