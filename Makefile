@@ -11,7 +11,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup generate check serve test clean
+.PHONY: help setup generate check serve test publish clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,9 @@ $(SETUP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 generate: $(SETUP) ## Regenerate generated/ (and scaffold missing handlers) from spec/ and templates/
 	@$(PY) -m calls_api.codegen
 
-check: $(SETUP) ## Validate the spec, fail on generated/ drift, lint (ruff) and type-check (mypy)
+check: $(SETUP) ## Validate the spec, fail on generated/ drift or an unannounced break, ruff, mypy
 	$(PY) -m calls_api.codegen --check
+	$(PY) -m calls_api.publish --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -40,6 +41,9 @@ serve: generate ## Serve the API at http://$(HOST):$(PORT)/v1 with an embedded S
 test: check ## Everything CI runs: check, then the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+publish: $(SETUP) ## Write dist/ (bundled spec, changelog, checksums) after the breaking-change gate
+	$(PY) -m calls_api.publish
+
 clean: ## Remove the virtual environment, caches and the local database
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) var dist .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
