@@ -29,9 +29,11 @@ def _with_store(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
+    from calls_api.admin import UnknownAccount
+
     try:
         return asyncio.run(run())
-    except (StoreUnavailable, ValueError) as exc:
+    except (StoreUnavailable, UnknownAccount, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -187,12 +189,9 @@ def accounts_create(name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {account_sid, webhook_secret}.")
 def accounts_rotate_secret(account_sid: str, as_json: bool) -> None:
     """Give ACCOUNT_SID a new webhook secret; events are signed with it from now on."""
-    from calls_api.admin import UnknownAccount, rotate_webhook_secret
+    from calls_api.admin import rotate_webhook_secret
 
-    try:
-        secret = _with_store(_settings(), lambda store: rotate_webhook_secret(store, account_sid))
-    except UnknownAccount as exc:
-        raise click.ClickException(str(exc)) from exc
+    secret = _with_store(_settings(), lambda store: rotate_webhook_secret(store, account_sid))
     if as_json:
         click.echo(json.dumps({"account_sid": account_sid, "webhook_secret": secret}))
     else:
@@ -209,17 +208,14 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {account_sid, api_key} as JSON.")
 def keys_create(account_sid: str, as_json: bool) -> None:
     """Create another API key for ACCOUNT_SID; it is printed only once."""
-    from calls_api.admin import UnknownAccount, create_key
+    from calls_api.admin import create_key
 
-    try:
-        key = _with_store(_settings(), lambda store: create_key(store, account_sid))
-    except UnknownAccount as exc:
-        raise click.ClickException(str(exc)) from exc
+    key = _with_store(_settings(), lambda store: create_key(store, account_sid))
     if as_json:
         click.echo(json.dumps({"account_sid": account_sid, "api_key": key.secret}))
     else:
         click.echo(f"api_key: {key.secret}")
-        click.echo("The key and the webhook secret are shown only this once; keep them.", err=True)
+        click.echo("The key is shown only this once; keep it.", err=True)
 
 
 @keys.command("revoke")

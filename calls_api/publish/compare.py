@@ -111,19 +111,23 @@ def _paths(old: dict[str, Any], new: dict[str, Any]) -> Iterator[Change]:
                 yield Change("operation-added", where)
             elif method in old_item:
                 yield from _operation(
-                    old, new, where, old_item, new_item, old_item[method], new_item[method]
+                    where,
+                    _Operation(old, old_item, old_item[method]),
+                    _Operation(new, new_item, new_item[method]),
                 )
 
 
-def _operation(
-    old: dict[str, Any],
-    new: dict[str, Any],
-    where: str,
-    old_item: dict[str, Any],
-    new_item: dict[str, Any],
-    old_op: dict[str, Any],
-    new_op: dict[str, Any],
-) -> Iterator[Change]:
+@dataclass(frozen=True)
+class _Operation:
+    """One version of an operation: its document, its path item and itself."""
+
+    doc: dict[str, Any]
+    item: dict[str, Any]
+    op: dict[str, Any]
+
+
+def _operation(where: str, before: _Operation, after: _Operation) -> Iterator[Change]:
+    old, new, old_op, new_op = before.doc, after.doc, before.op, after.op
     if new_op.get("deprecated") and not old_op.get("deprecated"):
         yield Change("operation-deprecated", where)
     old_success = {code for code in old_op.get("responses", {}) if str(code).startswith("2")}
@@ -139,7 +143,7 @@ def _operation(
     for alternative in old_security:
         if alternative not in new_security:
             yield Change("security-removed", f"{where}/security", str(alternative))
-    yield from _parameters(old, new, where, old_item, new_item, old_op, new_op)
+    yield from _parameters(where, before, after)
     old_body = _body_schema(old, old_op)
     new_body = _body_schema(new, new_op)
     if old_body is not None and new_body is not None:
@@ -152,23 +156,16 @@ def _operation(
             yield from _schema(old, new, pointer, old_schema, new_schema, "response", set())
 
 
-def _parameters(
-    old: dict[str, Any],
-    new: dict[str, Any],
-    where: str,
-    old_item: dict[str, Any],
-    new_item: dict[str, Any],
-    old_op: dict[str, Any],
-    new_op: dict[str, Any],
-) -> Iterator[Change]:
-    def collect(doc: dict[str, Any], item: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+def _parameters(where: str, old_side: _Operation, new_side: _Operation) -> Iterator[Change]:
+    def collect(side: _Operation) -> dict[str, Any]:
         params = {}
-        for raw in [*item.get("parameters", []), *op.get("parameters", [])]:
-            param = _resolve(doc, raw)
+        for raw in [*side.item.get("parameters", []), *side.op.get("parameters", [])]:
+            param = _resolve(side.doc, raw)
             params[param["name"]] = param
         return params
 
-    before, after = collect(old, old_item, old_op), collect(new, new_item, new_op)
+    old, new = old_side.doc, new_side.doc
+    before, after = collect(old_side), collect(new_side)
     for name in before.keys() - after.keys():
         yield Change("parameter-removed", f"{where}/parameters/{_escape(name)}")
     for name in after.keys() - before.keys():
