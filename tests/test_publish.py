@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -195,6 +196,8 @@ def test_the_gate_wants_a_major_version_for_a_break_and_a_version_for_any_change
 def project(tmp_path: Path) -> Path:
     (tmp_path / "spec").mkdir()
     shutil.copy(ROOT / "spec" / "openapi.yaml", tmp_path / "spec" / "openapi.yaml")
+    for folder in ("templates", "generated"):  # the client is rendered from them
+        shutil.copytree(ROOT / folder, tmp_path / folder)
     return tmp_path
 
 
@@ -206,8 +209,20 @@ def test_publish_twice_is_byte_identical_and_records_what_was_published(project:
     published = json.loads((project / "spec/published/openapi.json").read_text())
     assert published == json.loads((project / "dist/openapi.json").read_text())
     assert yaml.safe_load((project / "dist/openapi.yaml").read_text()) == published
-    sums = (project / "dist/SHA256SUMS").read_text().splitlines()
-    assert [line.split()[1] for line in sums] == ["CHANGELOG.md", "openapi.json", "openapi.yaml"]
+    sums: dict[str, str] = {}
+    for line in (project / "dist/SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        sums[name] = digest
+    assert {
+        "CHANGELOG.md",
+        "openapi.json",
+        "openapi.yaml",
+        "client/pyproject.toml",
+        "client/calls_api_client/client.py",
+        "calls_api_client-0.1.0-py3-none-any.whl",
+    } <= set(sums)
+    for name, digest in sums.items():
+        assert hashlib.sha256((project / "dist" / name).read_bytes()).hexdigest() == digest
 
 
 def test_removing_a_response_field_is_refused_until_the_major_version_rises(

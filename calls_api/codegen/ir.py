@@ -100,6 +100,45 @@ class Operation:
         return tuple(params)
 
     @property
+    def query_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.location == "query")
+
+    @property
+    def query_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.query_params)
+
+    @property
+    def header_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.location == "header")
+
+    @property
+    def client_positional(self) -> tuple[str, ...]:
+        """A client method's positional parameters: the path, then a required body."""
+        params = [p.declaration for p in self.params if p.location == "path"]
+        if self.body_model and self.body_required:
+            params.append(f"body: models.{self.body_model}")
+        return tuple(params)
+
+    @property
+    def client_keywords(self) -> tuple[str, ...]:
+        """A client method's keyword-only parameters: query and header parameters."""
+        params = [p.declaration for p in self.params if p.location != "path"]
+        if self.body_model and not self.body_required:
+            params.append(f"body: models.{self.body_model} | None = None")
+        return tuple(params)
+
+    @property
+    def client_path(self) -> str:
+        """The path as an f-string body over the method's parameters, each segment quoted."""
+        return re.sub(
+            r"\{([^}]+)\}", lambda m: "{_segment(" + pythonic(m.group(1)) + ")}", self.path
+        )
+
+    @property
+    def client_result(self) -> str:
+        return self.result_type
+
+    @property
     def handler_result(self) -> str:
         if self.result_kind == "NoContent":
             return "NoContent"
