@@ -54,9 +54,8 @@ def resolve_operation(operation_id: str) -> Callable[..., Any]:
 
 
 async def _bearer_info(token: str, request: Any) -> dict[str, Any] | None:
-    services = services_from_scope(request.scope)
-    await services.start()
-    return await authenticate(services.store, token)
+    # ServicesMiddleware has started the services before security runs.
+    return await authenticate(services_from_scope(request.scope).store, token)
 
 
 class _ApiKeyBearer(BearerSecurityHandler):  # type: ignore[misc]

@@ -14,6 +14,5 @@ async def get_health(ctx: Context) -> Ok[models.Health]:
 
 async def get_ready(ctx: Context) -> Ok[models.Health]:
     """Ready when the database answers (StoreUnavailable becomes a 503 problem)."""
-    await ctx.services.start()
     await ctx.store.ping()
     return Ok(models.Health(status=models.HealthStatus.ready))

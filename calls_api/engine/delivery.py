@@ -8,11 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import orjson
 
-from calls_api import signing
 from calls_api.egress import ForbiddenDestination, check_destination
-from calls_api.engine.hooks import auth_of, query_params
+from calls_api.engine.hooks import auth_of, signed_request
 from calls_api.settings import Settings
 from calls_api.store import Store
 from calls_api.store.records import DeliveryAttempt, EventRecord
@@ -81,25 +79,15 @@ class Deliverer:
             return None, f"refused: {exc}"
         if not secret:
             return None, "the account has no webhook secret"
+        request = signed_request(
+            self.client,
+            event.method,
+            event.url,
+            event.payload,
+            secret,
+            timeout=self.settings.webhook_timeout,
+        )
         try:
-            if event.method == "GET":
-                request = self.client.build_request(
-                    "GET",
-                    event.url,
-                    params=query_params(event.payload),
-                    timeout=self.settings.webhook_timeout,
-                )
-                payload = request.url.query
-            else:
-                payload = orjson.dumps(event.payload)
-                request = self.client.build_request(
-                    "POST",
-                    event.url,
-                    content=payload,
-                    headers={"Content-Type": "application/json"},
-                    timeout=self.settings.webhook_timeout,
-                )
-            request.headers[signing.HEADER] = signing.sign(secret, payload)
             response = await self.client.send(request, auth=auth_of(event.auth))
             await response.aclose()
         except httpx.TimeoutException:

@@ -33,6 +33,33 @@ def call_fields(call: CallRecord) -> dict[str, Any]:
     }
 
 
+def signed_request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    fields: dict[str, Any],
+    secret: str,
+    *,
+    timeout: float,
+) -> httpx.Request:
+    """A hook request carrying `fields` (a JSON body, or with GET the query), signed over
+    the exact bytes sent."""
+    if method == "GET":
+        request = client.build_request("GET", url, params=query_params(fields), timeout=timeout)
+        payload = request.url.query
+    else:
+        payload = json_bytes(fields)
+        request = client.build_request(
+            "POST",
+            url,
+            content=payload,
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+        )
+    request.headers[signing.HEADER] = signing.sign(secret, payload)
+    return request
+
+
 def auth_of(auth: HookAuth | None) -> httpx.BasicAuth | None:
     return None if auth is None else httpx.BasicAuth(auth.username, auth.password)
 
@@ -51,23 +78,10 @@ async def fetch_instructions(
         await check_destination(url, allow_private=settings.allow_private_webhooks, background=True)
     except ForbiddenDestination as exc:
         raise HookFailure(f"answer_url refused: {exc}") from exc
-    body = json_bytes(call_fields(call))
+    request = signed_request(
+        client, method, url, call_fields(call), secret, timeout=settings.hook_timeout
+    )
     try:
-        if method == "GET":
-            request = client.build_request(
-                "GET", url, params=query_params(call_fields(call)), timeout=settings.hook_timeout
-            )
-            payload = request.url.query
-        else:
-            request = client.build_request(
-                "POST",
-                url,
-                content=body,
-                headers={"Content-Type": "application/json"},
-                timeout=settings.hook_timeout,
-            )
-            payload = body
-        request.headers[signing.HEADER] = signing.sign(secret, payload)
         response = await client.send(request, auth=auth_of(auth))
     except httpx.TimeoutException as exc:
         raise HookFailure(f"answer_url timed out after {settings.hook_timeout:g} s") from exc
