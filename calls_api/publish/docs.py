@@ -3,10 +3,11 @@
 `build_docs` renders the bundled spec with `redocly build-docs` (Redoc, prerendered, the spec
 inlined) through templates/docs/page.hbs, then puts Redoc's script into the page itself: the
 CLI links it from a CDN, and the page must work offline. The script comes from the Redoc
-package the CLI depends on, of the very version the CLI links. The page carries a Content
-Security Policy that lets it load nothing from anywhere, so a remote reference that slipped
-in (Redoc's footer links a logo from a CDN) is never fetched; `remote_references` refuses a
-page whose markup still names one.
+package the CLI depends on, of the very version the CLI links, with one change: its footer
+would load Redocly's logo from a CDN; that URL is emptied, so the image fails at once and
+Redoc drops it (the footer keeps its text link). The page carries a Content Security Policy
+that lets it load nothing from anywhere, and `remote_references` refuses a page whose markup
+still names another host.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DOCS_CSP = (
 )
 # Redocly CLI asks no server anything: no usage data, no check for a newer version.
 REDOCLY_ENV = {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+REDOC_LOGO = '"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 CDN_SCRIPT = re.compile(
     r'<script src="https://cdn\.redocly\.com/redoc/v(?P<version>[0-9][^/"]*)'
     r'/bundles/redoc\.standalone\.js"></script>'
@@ -92,6 +94,12 @@ def standalone_script(version: str, tools: Path = TOOLS) -> str:
             "pin versions that agree in tools/package.json"
         )
     script = (package / "bundles" / "redoc.standalone.js").read_text(encoding="utf-8")
+    if script.count(REDOC_LOGO) != 1:
+        raise ToolError(
+            f"Redoc {installed} no longer names its logo as {REDOC_LOGO} once: "
+            "check what its bundle loads from elsewhere and update calls_api/publish/docs.py"
+        )
+    script = script.replace(REDOC_LOGO, '""')
     # Inside <script>, only "</script" could end the element early.
     return script.replace("</script", "<\\/script")
 
