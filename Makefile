@@ -7,11 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 SETUP  := $(VENV)/.installed
+# Redocly CLI and Redoc (Node.js), pinned in tools/package-lock.json: the spec lint, the docs page.
+TOOLS  := tools/node_modules/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup generate check serve test publish clean
+.PHONY: help setup tools generate check docs serve test publish clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,26 +26,37 @@ $(SETUP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+tools: $(TOOLS) ## Install the pinned Redocly CLI into tools/node_modules (npm ci)
+
+$(TOOLS): tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js 20.19+) is needed for Redocly CLI" >&2; exit 1; }
+	cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
 generate: $(SETUP) ## Regenerate generated/ (and scaffold missing handlers) from spec/ and templates/
 	@$(PY) -m calls_api.codegen
 
-check: $(SETUP) ## Validate the spec, fail on generated/ drift or an unannounced break, ruff, mypy
+check: $(SETUP) $(TOOLS) ## Validate and lint the spec, fail on generated/ drift or an unannounced break, ruff, mypy
 	$(PY) -m calls_api.codegen --check
 	$(PY) -m calls_api.publish --check
+	$(PY) -m calls_api.publish --lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-serve: generate ## Serve the API at http://$(HOST):$(PORT)/v1 with an embedded SQLite database
+docs: $(SETUP) $(TOOLS) ## Write only dist/docs/index.html, the offline API reference page
+	$(PY) -m calls_api.publish --docs
+
+serve: generate docs ## Serve the API at http://$(HOST):$(PORT)/v1 with an embedded SQLite database
 	CALLS_ALLOW_PRIVATE_WEBHOOKS=$${CALLS_ALLOW_PRIVATE_WEBHOOKS:-true} \
 	  $(BIN)/calls-api serve --host $(HOST) --port $(PORT)
 
 test: check ## Everything CI runs: check, then the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-publish: $(SETUP) ## Write dist/ (bundled spec, changelog, checksums) after the breaking-change gate
+publish: $(SETUP) $(TOOLS) ## Write dist/ (spec, changelog, client, docs, checksums) after the breaking-change gate
 	$(PY) -m calls_api.publish
 
 clean: ## Remove the virtual environment, caches and the local database
-	rm -rf $(VENV) var dist .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) var dist tools/node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -18,6 +18,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calls_api.access_log import AccessLogMiddleware
+from calls_api.docs_page import docs_routes
 from calls_api.errors import install_error_handlers
 from calls_api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from calls_api.routes import methods_for
@@ -126,6 +127,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         pythonic_params=True,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
+    for path, endpoint in docs_routes(BASE_PATH, settings.docs_page):
+        app.add_url_rule(path, endpoint.__name__, endpoint, methods=["GET", "HEAD"])
     install_error_handlers(app)
     # Each is inserted just outside connexion's exception handling, the first outermost:
     # every request is logged, every answer (a 413 too) carries the security headers, and an
@@ -134,7 +137,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         SecurityHeadersMiddleware,
         MiddlewarePosition.BEFORE_EXCEPTION,
-        static_prefix=f"{BASE_PATH}/ui/",
+        cacheable_prefixes=(f"{BASE_PATH}/ui/", f"{BASE_PATH}/docs/"),
     )
     app.add_middleware(
         BodyLimitMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes

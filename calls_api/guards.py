@@ -76,17 +76,19 @@ class BodyLimitMiddleware:
 
 class SecurityHeadersMiddleware:
     """`X-Content-Type-Options: nosniff` on every response; `Cache-Control: no-store` on all
-    but the Swagger UI's static files, since API answers carry account data."""
+    but the Swagger UI and the reference page (`cacheable_prefixes`), since API answers carry
+    account data. Those may be cached but are revalidated (`no-cache`): they change with the
+    spec."""
 
-    def __init__(self, app: ASGIApp, static_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, cacheable_prefixes: tuple[str, ...]) -> None:
         self.app = app
-        self.static_prefix = static_prefix
+        self.cacheable_prefixes = cacheable_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cacheable = scope["path"].startswith(self.static_prefix)
+        cacheable = scope["path"].startswith(self.cacheable_prefixes)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,6 +96,8 @@ class SecurityHeadersMiddleware:
                 headers["X-Content-Type-Options"] = "nosniff"
                 if not cacheable:
                     headers["Cache-Control"] = "no-store"
+                elif "Cache-Control" not in headers:
+                    headers["Cache-Control"] = "no-cache"
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -21,6 +22,10 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
+    docs_page: Path = Field(
+        default=Path("dist/docs/index.html"),
+        description="The API reference page served at /v1/docs/ (written by make docs / publish)",
+    )
     log_level: LogLevel = Field(default="info", description="Log level of the service")
     validate_responses: bool = Field(
         default=False, description="Check every response against the spec (tests turn it on)"

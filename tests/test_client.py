@@ -67,7 +67,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for folder in ("spec", "templates", "generated"):
         shutil.copytree(ROOT / folder, project / folder)
     shutil.rmtree(project / "spec" / "published", ignore_errors=True)
-    written = publish(project)
+    written = publish(project, docs=False)
     wheels = [name for name in written if name.endswith(".whl")]
     assert len(wheels) == 1, written
     return project / wheels[0]
