@@ -44,6 +44,23 @@ BASE: dict[str, Any] = {
                         "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}
                         },
+                    },
+                    "400": {"description": "bad"},
+                },
+                "callbacks": {
+                    "thingDone": {
+                        "{$request.body#/hook}": {
+                            "post": {
+                                "requestBody": {
+                                    "content": {
+                                        "application/json": {
+                                            "schema": {"$ref": "#/components/schemas/Thing"}
+                                        }
+                                    }
+                                },
+                                "responses": {"200": {"description": "ok"}},
+                            }
+                        }
                     }
                 },
             }
@@ -106,6 +123,14 @@ CASES: dict[str, Edit] = {
         responses={"200": d["paths"]["/things"]["post"]["responses"]["201"]}
     ),
     "security-removed": lambda d: d.update(security=[{"other": []}]),
+    "error-response-added": lambda d: d["paths"]["/things"]["post"]["responses"].update(
+        {"429": {"description": "slow down"}}
+    ),
+    "error-response-removed": lambda d: d["paths"]["/things"]["post"]["responses"].pop("400"),
+    "callback-removed": lambda d: d["paths"]["/things"]["post"].pop("callbacks"),
+    "callback-added": lambda d: d["paths"]["/things/{id}"]["get"].update(
+        callbacks=copy.deepcopy(d["paths"]["/things"]["post"]["callbacks"])
+    ),
     "parameter-required-added": lambda d: d["paths"]["/things"]["post"]["parameters"].append(
         {"name": "v", "in": "query", "required": True, "schema": {"type": "string"}}
     ),
@@ -140,6 +165,10 @@ CASES: dict[str, Edit] = {
 }
 COUNTERPARTS = {
     "path-removed": "path-added",
+    "error-response-added": "error-response-removed",
+    "error-response-removed": "error-response-added",
+    "callback-removed": "callback-added",
+    "callback-added": "callback-removed",
     "parameter-required-added": "parameter-removed",
     "parameter-optional-added": "parameter-removed",
     "request-field-optional-added": "request-field-removed",
@@ -172,6 +201,28 @@ def test_each_rule_is_found_with_its_verdict(rule: str) -> None:
 def test_the_reverse_change_is_its_counterpart(rule: str) -> None:
     changes = compare(edited(CASES[rule]), BASE)
     assert COUNTERPARTS[rule] in {change.rule for change in changes}, changes
+
+
+def hook_body(doc: dict[str, Any]) -> dict[str, Any]:
+    hook = doc["paths"]["/things"]["post"]["callbacks"]["thingDone"]["{$request.body#/hook}"]
+    return hook["post"]["requestBody"]["content"]["application/json"]  # type: ignore[no-any-return]
+
+
+def test_a_webhook_body_is_compared_like_a_response() -> None:
+    before = copy.deepcopy(BASE)
+    before["components"]["schemas"]["Event"] = {
+        "type": "object",
+        "properties": {"state": {"type": "string"}},
+    }
+    hook_body(before)["schema"] = {"$ref": "#/components/schemas/Event"}
+    after = copy.deepcopy(before)
+    after["components"]["schemas"]["Event"]["properties"].pop("state")
+
+    changes = compare(before, after)
+
+    assert [(c.rule, c.breaking) for c in changes] == [("response-field-removed", True)]
+    assert "/callbacks/thingDone/{$request.body#~1hook}/post/requestBody" in changes[0].pointer
+    assert [c.rule for c in compare(after, before)] == ["response-field-added"]
 
 
 def test_an_unchanged_document_has_no_changes() -> None:

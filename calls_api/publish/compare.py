@@ -3,7 +3,8 @@
 Each rule is one row of RULES; a change is reported with the JSON pointer where it happened.
 Requests and responses are compared in their own direction: a consumer sends requests (so a
 narrower request schema breaks it) and reads responses (so a removed response field or enum
-value breaks it, while an added one does not).
+value breaks it, while an added one does not). A webhook's body (an operation's `callbacks`)
+is something the consumer reads, so it is compared like a response.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ RULES: dict[str, tuple[bool, str]] = {
     "operation-added": (False, "an operation was added"),
     "operation-deprecated": (False, "an operation was deprecated"),
     "success-status-changed": (True, "the success status changed"),
+    "error-response-added": (False, "an error response was documented"),
+    "error-response-removed": (False, "an error response is no longer documented"),
+    "callback-removed": (True, "a webhook the API sends was removed"),
+    "callback-added": (False, "a webhook the API sends was added"),
     "security-removed": (True, "a security alternative was removed"),
     "parameter-required-added": (True, "a new required parameter"),
     "parameter-optional-added": (False, "a new optional parameter"),
@@ -138,6 +143,12 @@ def _operation(where: str, before: _Operation, after: _Operation) -> Iterator[Ch
             f"{where}/responses",
             f"{', '.join(sorted(old_success))} -> {', '.join(sorted(new_success))}",
         )
+    old_errors = set(old_op.get("responses", {})) - old_success
+    new_errors = set(new_op.get("responses", {})) - new_success
+    for code in sorted(new_errors - old_errors):
+        yield Change("error-response-added", f"{where}/responses/{_escape(str(code))}")
+    for code in sorted(old_errors - new_errors):
+        yield Change("error-response-removed", f"{where}/responses/{_escape(str(code))}")
     old_security = old_op.get("security", old.get("security", []))
     new_security = new_op.get("security", new.get("security", []))
     for alternative in old_security:
@@ -154,6 +165,43 @@ def _operation(where: str, before: _Operation, after: _Operation) -> Iterator[Ch
         if old_schema is not None and new_schema is not None:
             pointer = f"{where}/responses/{code}"
             yield from _schema(old, new, pointer, old_schema, new_schema, "response", set())
+    yield from _callbacks(where, before, after)
+
+
+def _callbacks(where: str, before: _Operation, after: _Operation) -> Iterator[Change]:
+    """Each webhook request (callback name, URL expression, method) compared by its body."""
+
+    def collect(side: _Operation) -> dict[tuple[str, str, str], Any]:
+        found = {}
+        for name, raw in side.op.get("callbacks", {}).items():
+            for expression, item in _resolve(side.doc, raw).items():
+                for method in HTTP_METHODS:
+                    if method in item:
+                        found[(name, expression, method)] = item[method]
+        return found
+
+    old_hooks, new_hooks = collect(before), collect(after)
+    for name, expression, method in sorted(old_hooks.keys() | new_hooks.keys()):
+        pointer = f"{where}/callbacks/{_escape(name)}/{_escape(expression)}/{method}"
+        old_hook = old_hooks.get((name, expression, method))
+        new_hook = new_hooks.get((name, expression, method))
+        if new_hook is None:
+            yield Change("callback-removed", pointer)
+        elif old_hook is None:
+            yield Change("callback-added", pointer)
+        else:
+            old_body = _body_schema(before.doc, old_hook)
+            new_body = _body_schema(after.doc, new_hook)
+            if old_body is not None and new_body is not None:
+                yield from _schema(
+                    before.doc,
+                    after.doc,
+                    f"{pointer}/requestBody",
+                    old_body,
+                    new_body,
+                    "response",
+                    set(),
+                )
 
 
 def _parameters(where: str, old_side: _Operation, new_side: _Operation) -> Iterator[Change]:
