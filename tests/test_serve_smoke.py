@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -28,14 +28,24 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database: Path, log: Path) -> None:
+    """`calls-api serve` in a process of its own, on a SQLite file or a database URL."""
+
+    def __init__(
+        self,
+        database: Path | str,
+        log: Path,
+        *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
-        env = {**os.environ, "CALLS_DATABASE_URL": f"sqlite:///{database}"}
+        url = database if isinstance(database, str) else f"sqlite:///{database}"
+        full_env = {**os.environ, **(env or {}), "CALLS_DATABASE_URL": url}
         self.process = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=log.open("wb"),
         )
@@ -53,6 +63,8 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
@@ -66,8 +78,15 @@ def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class Tracked(Server):
-        def __init__(self, database: Path, log: Path) -> None:
-            super().__init__(database, log)
+        def __init__(
+            self,
+            database: Path | str,
+            log: Path,
+            *,
+            args: Sequence[str] = (),
+            env: Mapping[str, str] | None = None,
+        ) -> None:
+            super().__init__(database, log, args=args, env=env)
             started.append(self)
 
     yield Tracked
