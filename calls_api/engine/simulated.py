@@ -47,6 +47,8 @@ class SimulatedEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._calls_in_flight: set[str] = set()
+        # A tick the database failed may have left claims of ours behind.
+        self._stranded_claims = False
         self._events_in_flight: set[int] = set()
         self._steps: dict[str, Callable[[CallRecord, datetime], Awaitable[None]]] = {
             "dial": self._dial,
@@ -129,8 +131,9 @@ class SimulatedEngine:
                 busy = await self._tick()
             except asyncio.CancelledError:
                 raise
-            except StoreUnavailable as exc:  # the step stays due; its lease runs out
+            except StoreUnavailable as exc:  # the step stays due
                 log.warning("engine paused: %s", exc)
+                self._stranded_claims = True
                 busy = False
             except Exception:  # keep going: one bad step must not stop every call
                 log.exception("engine step failed; retrying shortly")
@@ -158,6 +161,11 @@ class SimulatedEngine:
         return now + timedelta(seconds=self.settings.lease_seconds)
 
     async def _tick(self) -> bool:
+        if self._stranded_claims:
+            # Nothing of ours runs between ticks: claims still held are ones a failed tick
+            # could not finish. Give them back now rather than wait for their leases.
+            await self.store.release_claims(self.owner)
+            self._stranded_claims = False
         now = datetime.now(UTC)
         # Claimed: no other instance takes these steps until we write or the lease ends.
         claimed = await self.store.claim_due_calls(self.owner, now, self.lease_until(now), 50)

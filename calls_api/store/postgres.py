@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -21,6 +21,7 @@ from calls_api.store import StoreUnavailable
 from calls_api.store.migrations import MIGRATIONS
 from calls_api.store.sql import SQLStore
 
+T = TypeVar("T")
 SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -65,6 +66,7 @@ class PostgresStore(SQLStore):
         self.timeout = timeout
         self.pool_size = pool_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -102,30 +104,53 @@ class PostgresStore(SQLStore):
 
     # -- what SQLStore needs --
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_PostgresTransaction]:
-        pool = self.pool
-        with _unavailable():
-            async with (
-                asyncio.timeout(self.timeout),
-                pool.connection() as conn,
-                conn.transaction(),
-            ):
-                yield _PostgresTransaction(conn)
+    async def run(self, work: Callable[[_PostgresTransaction], Awaitable[T]]) -> T:
+        async def in_transaction() -> T:
+            async with self.pool.connection() as conn, conn.transaction():
+                return await work(_PostgresTransaction(conn))
+
+        return await self._bounded(in_transaction)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        pool = self.pool
-        with _unavailable():
-            async with asyncio.timeout(self.timeout), pool.connection() as conn:
+        async def query() -> list[tuple[Any, ...]]:
+            async with self.pool.connection() as conn:
                 cursor = await conn.execute(_sql(sql), tuple(params))
                 return await cursor.fetchall()
 
+        return await self._bounded(query)
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        pool = self.pool
-        with _unavailable():
-            async with asyncio.timeout(self.timeout), pool.connection() as conn:
+        async def statement() -> int:
+            async with self.pool.connection() as conn:
                 cursor = await conn.execute(_sql(sql), tuple(params))
                 return cursor.rowcount
+
+        return await self._bounded(statement)
+
+    async def _bounded(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """The operation, or StoreUnavailable after `timeout` seconds. A late operation is
+        left to end in the background: psycopg's own clean-up (cancelling the query on the
+        server) may wait on a silent network far longer than the caller should."""
+        self.pool  # noqa: B018 - raises StoreUnavailable when the store is closed
+        task = asyncio.ensure_future(operation())
+        try:
+            with _unavailable():
+                async with asyncio.timeout(self.timeout):
+                    return await asyncio.shield(task)
+        except StoreUnavailable:
+            if not task.done():
+                task.cancel()
+                self._abandoned.add(task)
+                task.add_done_callback(self._forget)
+            raise
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: it was reported as StoreUnavailable already
 
     def time_param(self, moment: datetime) -> datetime:
         return moment.astimezone(UTC)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from calls_api.store import IdempotencyConflict
 from calls_api.store.records import (
@@ -24,6 +23,8 @@ from calls_api.store.records import (
     IdempotentCreate,
     NewEvent,
 )
+
+T = TypeVar("T")
 
 # Column order matches CallRecord's fields.
 CALL_COLUMNS = (
@@ -97,8 +98,9 @@ class SQLStore(ABC):
     # -- what each backend provides --
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """A transaction; every failure to reach the database becomes StoreUnavailable."""
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """`work` in one transaction, committed when it returns; every failure to reach the
+        database (in time) becomes StoreUnavailable."""
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -207,7 +209,8 @@ class SQLStore(ABC):
         self, call: CallRecord, idempotency: tuple[str, IdempotentCreate] | None = None
     ) -> None:
         try:
-            async with self.transaction() as tx:
+
+            async def work(tx: Transaction) -> None:
                 await tx.execute(
                     f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({_CALL_PLACEHOLDERS})",  # noqa: S608
                     self._call_row(call),
@@ -227,6 +230,8 @@ class SQLStore(ABC):
                             self.time_param(remembered.date_created),
                         ),
                     )
+
+            await self.run(work)
         except Exception as exc:
             if (
                 idempotency is not None
@@ -307,7 +312,8 @@ class SQLStore(ABC):
         values = dict(zip(_CALL_NAMES, self._call_row(new), strict=True))
         assignments = ", ".join(f"{column} = ?" for column in _MUTABLE)
         release = "" if hold else ", claimed_by = NULL, lease_until = NULL"
-        async with self.transaction() as tx:
+
+        async def work(tx: Transaction) -> bool:
             changed = await tx.execute(
                 f"UPDATE calls SET {assignments}, version = version + 1{release} "  # noqa: S608
                 "WHERE call_sid = ? AND version = ?",
@@ -334,10 +340,12 @@ class SQLStore(ABC):
                         self.time_param(new.date_updated),
                     ),
                 )
-        return True
+            return True
+
+        return await self.run(work)
 
     async def delete_call(self, account_sid: str, call_sid: str) -> bool:
-        async with self.transaction() as tx:
+        async def work(tx: Transaction) -> bool:
             deleted = await tx.execute(
                 "DELETE FROM calls WHERE call_sid = ? AND account_sid = ?", (call_sid, account_sid)
             )
@@ -351,7 +359,9 @@ class SQLStore(ABC):
                 await tx.execute(
                     "DELETE FROM events WHERE call_sid = ? AND state != 'pending'", (call_sid,)
                 )
-        return deleted > 0
+            return deleted > 0
+
+        return await self.run(work)
 
     # -- the engine's work, claimed so that one instance does each step --
 
@@ -361,8 +371,9 @@ class SQLStore(ABC):
         """Calls whose next step is due and that no live claim holds; they are now `owner`'s
         until `lease_until` (or until their next write)."""
         at = self.time_param(now)
-        async with self.transaction() as tx:
-            rows = await tx.fetchall(
+
+        async def work(tx: Transaction) -> list[tuple[Any, ...]]:
+            return await tx.fetchall(
                 "WITH due AS (SELECT call_sid FROM calls "  # noqa: S608 - constant text
                 f"WHERE next_step_at <= ? AND {_UNLEASED} "
                 f"ORDER BY next_step_at LIMIT ?{self.claim_lock}) "
@@ -371,6 +382,8 @@ class SQLStore(ABC):
                 f"RETURNING {CALL_COLUMNS}",
                 (at, at, limit, owner, self.time_param(lease_until)),
             )
+
+        rows = await self.run(work)
         calls = [self._call_from_row(row) for row in rows]
         return sorted(calls, key=lambda c: (c.next_step_at or now, c.call_sid))
 
@@ -380,8 +393,9 @@ class SQLStore(ABC):
         """Pending events that are due, that no live claim holds, and that are the earliest
         unfinished event of their call; they are now `owner`'s until `lease_until`."""
         at = self.time_param(now)
-        async with self.transaction() as tx:
-            rows = await tx.fetchall(
+
+        async def work(tx: Transaction) -> list[tuple[Any, ...]]:
+            return await tx.fetchall(
                 "WITH due AS (SELECT e.event_id FROM events AS e "  # noqa: S608 - constant text
                 "WHERE e.state = 'pending' AND e.next_attempt_at <= ? "
                 "AND (e.lease_until IS NULL OR e.lease_until <= ?) "
@@ -392,18 +406,23 @@ class SQLStore(ABC):
                 f"RETURNING {EVENT_COLUMNS}",
                 (at, at, limit, owner, self.time_param(lease_until)),
             )
+
+        rows = await self.run(work)
         events = [self._event_from_row(row) for row in rows]
         return sorted(events, key=lambda e: (e.next_attempt_at or now, e.event_id))
 
     async def release_claims(self, owner: str) -> None:
         """Give up every claim `owner` still holds (at shutdown), so others go on at once."""
-        async with self.transaction() as tx:
+
+        async def work(tx: Transaction) -> None:
             for table in ("calls", "events"):
                 await tx.execute(
                     f"UPDATE {table} SET claimed_by = NULL, lease_until = NULL "  # noqa: S608
                     "WHERE claimed_by = ?",
                     (owner,),
                 )
+
+        await self.run(work)
 
     async def next_due_time(self) -> datetime | None:
         """The earliest time any call step or event delivery can be claimed."""
@@ -434,7 +453,8 @@ class SQLStore(ABC):
         when it was lost, because another instance took the event over.
         """
         held = "" if owner is None else " AND claimed_by = ?"
-        async with self.transaction() as tx:
+
+        async def work(tx: Transaction) -> bool:
             changed = await tx.execute(
                 "UPDATE events SET state = ?, attempts = attempts + 1, "  # noqa: S608
                 "next_attempt_at = ?, delivered_at = ?, claimed_by = NULL, lease_until = NULL "
@@ -471,7 +491,9 @@ class SQLStore(ABC):
                     f"DELETE FROM events WHERE event_id = ? AND {orphan}",  # noqa: S608
                     (event.event_id, event.call_sid),
                 )
-        return True
+            return True
+
+        return await self.run(work)
 
     async def list_events(self, account_sid: str, call_sid: str) -> list[EventRecord]:
         rows = await self.fetchall(

@@ -8,15 +8,17 @@ statement here ever waits on the loop, a transaction is never interleaved with a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from calls_api.store import StoreUnavailable
 from calls_api.store.migrations import MIGRATIONS
 from calls_api.store.sql import SQLStore
+
+T = TypeVar("T")
 
 
 def format_time(moment: datetime) -> str:
@@ -100,13 +102,12 @@ class SQLiteStore(SQLStore):
 
     # -- what SQLStore needs --
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SQLiteTransaction]:
+    async def run(self, work: Callable[[_SQLiteTransaction], Awaitable[T]]) -> T:
         db = self.db
         with _unavailable():
             db.execute("BEGIN IMMEDIATE")
         try:
-            yield _SQLiteTransaction(db)
+            result = await work(_SQLiteTransaction(db))
         except BaseException:
             if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O)
                 with _unavailable():
@@ -114,6 +115,7 @@ class SQLiteStore(SQLStore):
             raise
         with _unavailable():
             db.execute("COMMIT")
+        return result
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _unavailable():
