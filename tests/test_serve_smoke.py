@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -140,7 +141,10 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
 
 
 def test_kill_9_mid_call_then_restart_loses_no_event(
-    tmp_path: Path, server_factory: type[Server], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    server_factory: type[Server],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
 ) -> None:
     from tests.receiver import HANGUP_VERBS, running_receiver
 
@@ -149,7 +153,8 @@ def test_kill_9_mid_call_then_restart_loses_no_event(
     monkeypatch.setenv("CALLS_SIM_RING_SECONDS", "1.5")
     monkeypatch.setenv("CALLS_SIM_TALK_SECONDS", "0.5")
     monkeypatch.setenv("CALLS_ENGINE_POLL_SECONDS", "0.1")
-    database = tmp_path / "calls.db"
+    monkeypatch.setenv("CALLS_LEASE_SECONDS", "6")
+    database = database_url
     with running_receiver() as receiver:
         receiver.bodies["/answer"] = HANGUP_VERBS
         server = server_factory(database, tmp_path / "first.log")
@@ -183,3 +188,54 @@ def test_kill_9_mid_call_then_restart_loses_no_event(
             timeout=5,
         )
         assert final.json()["status"] == "completed"
+
+
+def test_kill_9_under_create_load_loses_no_acknowledged_call(
+    tmp_path: Path, server_factory: type[Server], database_url: str
+) -> None:
+    from tests.conftest import make_account
+
+    account = make_account(database_url, "load")
+    env = {"CALLS_LEASE_SECONDS": "6", "CALLS_LOG_LEVEL": "warning"}
+    server = server_factory(database_url, tmp_path / "first.log", env=env)
+    path = f"/Accounts/{account.account_sid}/Calls"
+    acknowledged: list[str] = []
+    refused: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=5, headers=account.headers) as http:
+            for _ in range(200):  # bounded: the kill comes long before
+                if stop.is_set():
+                    return
+                try:
+                    created = http.post(f"{server.base}{path}", json=SEED_REQUEST)
+                except httpx.TransportError:
+                    return  # the server is gone: this create was never acknowledged
+                with lock:
+                    if created.status_code == 201:
+                        acknowledged.append(created.json()["sid"])
+                    else:
+                        refused.append(f"{created.status_code} {created.text}")
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.process.kill()  # SIGKILL while creates are in flight
+    server.process.wait(timeout=10)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert refused == []
+    assert len(acknowledged) >= 40, server.output()
+
+    again = server_factory(database_url, tmp_path / "second.log", env=env)
+    with httpx.Client(timeout=5, headers=account.headers) as http:
+        for sid in acknowledged:
+            fetched = http.get(f"{again.base}{path}/{sid}")
+            assert fetched.status_code == 200, (sid, fetched.text)
+            assert fetched.json()["sid"] == sid
