@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -64,12 +65,19 @@ def main() -> None:
     default=None,
     help="Allow hooks on loopback and private addresses [env CALLS_ALLOW_PRIVATE_WEBHOOKS]",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Service processes on the one port, each with its own connections and engine "
+    "[env CALLS_WORKERS, default 1]",
+)
 def serve(
     host: str | None,
     port: int | None,
     database_url: str | None,
     log_level: str | None,
     allow_private_webhooks: bool | None,
+    workers: int | None,
 ) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
@@ -77,16 +85,16 @@ def serve(
     from calls_api.admin import bootstrap_dev_account
     from calls_api.app import create_app
 
-    settings = _settings(
-        host=host,
-        port=port,
-        database_url=database_url,
-        log_level=log_level,
-        allow_private_webhooks=allow_private_webhooks,
-    )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    flags = {
+        "host": host,
+        "port": port,
+        "database_url": database_url,
+        "log_level": log_level,
+        "allow_private_webhooks": allow_private_webhooks,
+        "workers": workers,
+    }
+    settings = _settings(**flags)
+    _configure_logging(settings)
     created = _with_store(settings, bootstrap_dev_account)
     base = f"http://{_url_host(settings.host)}:{settings.port}/v1"
     if created:
@@ -103,13 +111,48 @@ def serve(
             "loopback and private addresses (local development only).",
             err=True,
         )
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,  # calls_api.access logs one line per request instead
+        )
+        return
+    # Each worker is a process of its own that builds the app from the environment: the
+    # flags given here go there too. Every worker opens its own database connections and
+    # runs its own engine; claims on the database share the work out among them.
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"CALLS_{name.upper()}"] = (
+                str(value).lower() if name.startswith("allow_") else str(value)
+            )
+    click.echo(f"Running {settings.workers} worker processes.", err=True)
     uvicorn.run(
-        create_app(settings),
+        "calls_api.cli:app_from_environment",
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,  # calls_api.access logs one line per request instead
+        access_log=False,
     )
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process of `serve --workers N`, configured from CALLS_*."""
+    from calls_api.app import create_app
+
+    settings = Settings()
+    _configure_logging(settings)
+    return create_app(settings)
 
 
 def _url_host(host: str) -> str:

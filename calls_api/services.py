@@ -20,7 +20,11 @@ class Services:
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.database_url, timeout=settings.database_timeout)
+        self.store = store or open_store(
+            settings.database_url,
+            timeout=settings.database_timeout,
+            pool_size=settings.database_pool_size,
+        )
         self._build_engine()
         self.started = False
         self._lock = asyncio.Lock()

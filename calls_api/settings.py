@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///var/calls.db",
-        description="Where calls are stored: sqlite:///relative/path.db or sqlite:////abs/path.db",
+        description="Where calls are stored: sqlite:///relative/path.db, sqlite:////abs/path.db "
+        "or postgresql://user:password@host:5432/database",
     )
     host: str = Field(default="127.0.0.1", description="Interface to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
@@ -31,7 +32,19 @@ class Settings(BaseSettings):
         default=False, description="Check every response against the spec (tests turn it on)"
     )
     database_timeout: float = Field(
-        default=5.0, gt=0, description="Seconds to wait for a locked database before 503"
+        default=5.0,
+        gt=0,
+        description="Seconds any database operation may take (connecting included) before 503",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL: most connections one process opens"
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Service processes `serve` runs")
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an instance holds a claimed call step or event delivery; when it "
+        "dies, another takes the work over after this. Must exceed hook and webhook timeouts",
     )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="The largest request body accepted (else 413)"
@@ -67,3 +80,14 @@ class Settings(BaseSettings):
     sim_talk_seconds: float = Field(
         default=5.0, ge=0, description="Simulated carrier: seconds talked before a hangup verb"
     )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_step(self) -> Settings:
+        longest = max(self.hook_timeout, self.webhook_timeout)
+        if self.lease_seconds <= longest:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must exceed hook_timeout and "
+                f"webhook_timeout ({longest:g}): a step still running when its lease ends "
+                "could be done twice"
+            )
+        return self

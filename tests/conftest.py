@@ -1,15 +1,26 @@
-"""Shared fixtures: a service on a throwaway SQLite file, an account with a key, a client."""
+"""Shared fixtures: a service on a throwaway database, an account with a key, a client.
+
+Every test that uses a database runs twice: on a SQLite file, and on PostgreSQL in a schema
+of its own, dropped afterwards. PostgreSQL is CALLS_TEST_POSTGRES_URL when that is set (then
+it must be reachable, or those tests fail); else the default loopback server when one
+answers, else those tests are skipped with the reason.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import sqlite3
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
@@ -78,15 +89,68 @@ def make_account(database_url: str, name: str = "test") -> AccountKey:
     return asyncio.run(work())
 
 
-@pytest.fixture
-def database_path(tmp_path: Path) -> Path:
-    return tmp_path / "calls.db"
+POSTGRES_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def postgres_url_or_skip() -> str:
+    """The PostgreSQL server tests use: required when named, else used when it answers."""
+    named = os.environ.get("CALLS_TEST_POSTGRES_URL")
+    url = named or POSTGRES_DEFAULT_URL
+    try:
+        psycopg.connect(url, connect_timeout=5 if named else 1).close()
+    except psycopg.Error as exc:
+        if named:
+            pytest.fail(f"CALLS_TEST_POSTGRES_URL is set but PostgreSQL is not reachable: {exc}")
+        pytest.skip(
+            f"no PostgreSQL answers at {url} (set CALLS_TEST_POSTGRES_URL to require one): {exc}"
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    return postgres_url_or_skip()
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The URL with `schema` first on the search path of every connection."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def postgres_schema(server_url: str) -> Iterator[str]:
+    """A fresh, empty schema; its URL while the block runs; dropped afterwards."""
+    schema = f"calls_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_schema(server_url, schema)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def settings(database_path: Path) -> Settings:
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/calls.db"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
     # Response validation is on in the tests: every answer is checked against the spec.
-    return Settings(database_url=f"sqlite:///{database_path}", validate_responses=True)
+    return Settings(database_url=database_url, validate_responses=True)
 
 
 @pytest.fixture
@@ -108,7 +172,19 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def count_calls(database_path: Path) -> int:
-    """How many calls are stored, read straight from the file."""
-    with sqlite3.connect(database_path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+def query(
+    database_url: str, sql: str, params: tuple[Any, ...] = (), *, fetch: bool = True
+) -> list[tuple[Any, ...]]:
+    """Rows read (or a statement run) straight on the database, past the service."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+            cursor = db.execute(sql, params)
+            return cursor.fetchall() if fetch else []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pg_cursor = conn.execute(sql.replace("?", "%s"), params)
+        return pg_cursor.fetchall() if fetch else []
+
+
+def count_calls(database_url: str) -> int:
+    """How many calls are stored, read straight from the database."""
+    return int(query(database_url, "SELECT COUNT(*) FROM calls")[0][0])

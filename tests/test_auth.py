@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -43,8 +42,8 @@ def test_key_matches_only_its_own_hash() -> None:
     assert not key_matches(new_api_key().secret, key.key_hash)
 
 
-async def test_authenticate_admits_only_live_keys_of_an_account(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/calls.db")
+async def test_authenticate_admits_only_live_keys_of_an_account(database_url: str) -> None:
+    store = open_store(database_url)
     await store.open()
     try:
         account, key = await create_account(store, "a")

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -47,9 +46,9 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {**FAST, **overrides}
-    return Settings(database_url=f"sqlite:///{tmp_path}/calls.db", **values)
+    return Settings(database_url=database_url, **values)
 
 
 def new_call(
@@ -121,9 +120,9 @@ async def delivered(services: Services, call: CallRecord, count: int) -> list[Ev
     ],
 )
 async def test_each_destination_runs_its_script_and_reports_every_status(
-    tmp_path: Path, receiver: Receiver, to: str, statuses: list[str], sip: int
+    database_url: str, receiver: Receiver, to: str, statuses: list[str], sip: int
 ) -> None:
-    services = Services(settings_for(tmp_path))
+    services = Services(settings_for(database_url))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -165,10 +164,10 @@ def test_scripts_match_the_documented_table() -> None:
 
 
 async def test_events_are_retried_until_delivered_and_stay_in_order(
-    tmp_path: Path, receiver: Receiver
+    database_url: str, receiver: Receiver
 ) -> None:
     receiver.statuses["/events"] = [500, 503, 200, 404]  # first event fails twice
-    services = Services(settings_for(tmp_path))
+    services = Services(settings_for(database_url))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -188,10 +187,10 @@ async def test_events_are_retried_until_delivered_and_stay_in_order(
 
 
 async def test_an_event_gives_up_after_the_configured_attempts(
-    tmp_path: Path, receiver: Receiver
+    database_url: str, receiver: Receiver
 ) -> None:
     receiver.statuses["/events"] = [500] * 50
-    services = Services(settings_for(tmp_path, webhook_max_attempts=2))
+    services = Services(settings_for(database_url, webhook_max_attempts=2))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -216,13 +215,13 @@ async def test_an_event_gives_up_after_the_configured_attempts(
     ],
 )
 async def test_unusable_instructions_fail_the_call_with_the_reason(
-    tmp_path: Path, receiver: Receiver, answer: dict[str, Any], status: int, reason: str
+    database_url: str, receiver: Receiver, answer: dict[str, Any], status: int, reason: str
 ) -> None:
     receiver.statuses["/answer"] = [answer.get("status", 200)]
     receiver.bodies["/answer"] = answer.get("body", HANGUP_VERBS)
     if "delay" in answer:
         receiver.delays["/answer"] = answer["delay"]
-    services = Services(settings_for(tmp_path, hook_timeout=0.3))
+    services = Services(settings_for(database_url, hook_timeout=0.3))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -237,10 +236,10 @@ async def test_unusable_instructions_fail_the_call_with_the_reason(
 
 
 async def test_time_limit_ends_a_call_that_has_no_hangup(
-    tmp_path: Path, receiver: Receiver
+    database_url: str, receiver: Receiver
 ) -> None:
     receiver.bodies["/answer"] = [{"verb": "pause", "length": 30}]
-    services = Services(settings_for(tmp_path, sim_talk_seconds=30))
+    services = Services(settings_for(database_url, sim_talk_seconds=30))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -252,8 +251,8 @@ async def test_time_limit_ends_a_call_that_has_no_hangup(
     assert ended.duration == 1
 
 
-async def test_work_survives_a_restart(tmp_path: Path, receiver: Receiver) -> None:
-    settings = settings_for(tmp_path, sim_ring_seconds=0.5)
+async def test_work_survives_a_restart(database_url: str, receiver: Receiver) -> None:
+    settings = settings_for(database_url, sim_ring_seconds=0.5)
     first = Services(settings)
     await first.start()
     account, _ = await create_account(first.store, "a")
@@ -279,9 +278,9 @@ async def test_work_survives_a_restart(tmp_path: Path, receiver: Receiver) -> No
 
 
 async def test_hang_up_retries_when_the_engine_moved_the_call_meanwhile(
-    tmp_path: Path, receiver: Receiver
+    database_url: str, receiver: Receiver
 ) -> None:
-    services = Services(settings_for(tmp_path, sim_ring_seconds=30))
+    services = Services(settings_for(database_url, sim_ring_seconds=30))
     await services.start()
     try:
         account, _ = await create_account(services.store, "a")
@@ -301,9 +300,9 @@ async def test_hang_up_retries_when_the_engine_moved_the_call_meanwhile(
 
 
 async def test_a_step_that_keeps_failing_ends_the_call_instead_of_looping(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = Services(settings_for(tmp_path))
+    services = Services(settings_for(database_url))
 
     async def broken(call: CallRecord, now: datetime) -> None:
         raise RuntimeError("a bug in a step")

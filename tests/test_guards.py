@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -24,7 +23,7 @@ def over_limit(settings: Settings) -> bytes:
 
 
 def test_a_body_over_the_limit_is_413_before_parsing(
-    client: TestClient, account: AccountKey, settings: Settings, database_path: Path
+    client: TestClient, account: AccountKey, settings: Settings, database_url: str
 ) -> None:
     response = client.post(
         f"/v1/Accounts/{account.account_sid}/Calls",
@@ -38,7 +37,7 @@ def test_a_body_over_the_limit_is_413_before_parsing(
         == f"The request body is larger than {settings.max_body_bytes} bytes"
     )
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0
 
 
 def test_a_streamed_body_without_length_is_counted() -> None:

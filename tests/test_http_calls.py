@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,11 +96,11 @@ def test_optional_fields_are_stored_and_returned(client: TestClient, account: Ac
 
 
 def test_every_create_is_a_new_call(
-    client: TestClient, account: AccountKey, database_path: Path
+    client: TestClient, account: AccountKey, database_url: str
 ) -> None:
     sids = {create(client, account, SEED_REQUEST).json()["call_sid"] for _ in range(5)}
     assert len(sids) == 5
-    assert count_calls(database_path) == 5
+    assert count_calls(database_url) == 5
 
 
 def test_unknown_call_is_404(client: TestClient, account: AccountKey) -> None:
@@ -121,14 +120,14 @@ def test_another_accounts_call_is_not_found(
 
 
 def test_a_key_on_another_accounts_path_is_403(
-    client: TestClient, account: AccountKey, other_account: AccountKey, database_path: Path
+    client: TestClient, account: AccountKey, other_account: AccountKey, database_url: str
 ) -> None:
     theirs = create(client, other_account, SEED_REQUEST).json()["call_sid"]
     path = calls_url(other_account.account_sid)
 
     assert_problem(client.get(f"{path}/{theirs}", headers=account.headers), 403)
     assert_problem(client.post(path, json=SEED_REQUEST, headers=account.headers), 403)
-    assert count_calls(database_path) == 1
+    assert count_calls(database_url) == 1
 
 
 @pytest.mark.parametrize(
@@ -210,11 +209,11 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("body", "detail"), [(b, d) for _, b, d in BAD_BODIES], ids=[name for name, _, _ in BAD_BODIES]
 )
 def test_bad_bodies_are_400_and_store_nothing(
-    client: TestClient, account: AccountKey, database_path: Path, body: Any, detail: str
+    client: TestClient, account: AccountKey, database_url: str, body: Any, detail: str
 ) -> None:
     response = create(client, account, body)
     assert_problem(response, 400, detail)
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0
 
 
 @pytest.mark.parametrize(
@@ -238,7 +237,7 @@ def test_bad_bodies_are_400_and_store_nothing(
 def test_undecodable_or_foreign_bodies_are_4xx(
     client: TestClient,
     account: AccountKey,
-    database_path: Path,
+    database_url: str,
     content: bytes,
     content_type: str,
     status: int,
@@ -249,7 +248,7 @@ def test_undecodable_or_foreign_bodies_are_4xx(
         headers={**account.headers, "Content-Type": content_type},
     )
     assert_problem(response, status)
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0
 
 
 @pytest.mark.parametrize(

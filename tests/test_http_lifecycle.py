@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from starlette.testclient import TestClient
 from calls_api import signing
 from calls_api.app import create_app
 from calls_api.settings import Settings
-from tests.conftest import SEED_REQUEST, AccountKey, count_calls, make_account
+from tests.conftest import SEED_REQUEST, AccountKey, count_calls, make_account, query
 from tests.receiver import HANGUP_VERBS, Receiver, running_receiver
 
 FAST: dict[str, Any] = {
@@ -37,8 +36,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def fast_settings(database_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{database_path}", validate_responses=True, **FAST)
+def fast_settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, validate_responses=True, **FAST)
 
 
 @pytest.fixture
@@ -80,14 +79,12 @@ def status_of(api: TestClient, me: AccountKey, call_sid: str) -> str:
 
 
 def secret_of(settings: Settings, account_sid: str) -> str:
-    import sqlite3
-
-    path = settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        row = db.execute(
-            "SELECT webhook_secret FROM accounts WHERE account_sid = ?", (account_sid,)
-        ).fetchone()
-    return str(row[0])
+    rows = query(
+        settings.database_url,
+        "SELECT webhook_secret FROM accounts WHERE account_sid = ?",
+        (account_sid,),
+    )
+    return str(rows[0][0])
 
 
 def test_a_call_runs_to_completed_with_signed_ordered_events(
@@ -235,7 +232,7 @@ def test_redirect_fetches_new_instructions_now(
 
 
 def test_delete_hangs_up_sends_the_final_event_and_removes_the_call(
-    api: TestClient, me: AccountKey, receiver: Receiver, database_path: Path
+    api: TestClient, me: AccountKey, receiver: Receiver, database_url: str
 ) -> None:
     sid = api.post(
         calls_url(me), json=body_for(receiver, to="+15550000487"), headers=me.headers
@@ -249,7 +246,7 @@ def test_delete_hangs_up_sends_the_final_event_and_removes_the_call(
     assert api.delete(f"{calls_url(me)}/{sid}", headers=me.headers).status_code == 404
     events = receiver.wait_for("/events", 3)
     assert events[-1].json()["call_status"] == "canceled"
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0
 
 
 def test_list_filters_and_pages_stably_while_calls_arrive(
@@ -316,7 +313,7 @@ def test_list_is_per_account(
 
 
 def test_idempotent_create_places_one_call(
-    api: TestClient, me: AccountKey, receiver: Receiver, database_path: Path
+    api: TestClient, me: AccountKey, receiver: Receiver, database_url: str
 ) -> None:
     headers = {**me.headers, "Idempotency-Key": "order-4711"}
     body = body_for(receiver, to="+15550000487")
@@ -325,15 +322,15 @@ def test_idempotent_create_places_one_call(
     assert first.status_code == second.status_code == 201
     assert second.json() == first.json()
     assert second.headers["location"] == first.headers["location"]
-    assert count_calls(database_path) == 1
+    assert count_calls(database_url) == 1
     different = api.post(calls_url(me), json={**body, "from": "+15559999999"}, headers=headers)
     assert different.status_code == 422
     assert "order-4711" in different.json()["detail"]
-    assert count_calls(database_path) == 1
+    assert count_calls(database_url) == 1
 
 
 def test_concurrent_requests_with_one_key_create_one_call(
-    fast_settings: Settings, me: AccountKey, receiver: Receiver, database_path: Path
+    fast_settings: Settings, me: AccountKey, receiver: Receiver, database_url: str
 ) -> None:
     app = create_app(fast_settings)
     headers = {**me.headers, "Idempotency-Key": "same-key"}
@@ -354,7 +351,7 @@ def test_concurrent_requests_with_one_key_create_one_call(
             thread.join()
     assert [r.status_code for r in results] == [201] * 8
     assert len({r.json()["call_sid"] for r in results}) == 1
-    assert count_calls(database_path) == 1
+    assert count_calls(database_url) == 1
 
 
 def test_jambonz_request_shape_is_accepted(
@@ -401,18 +398,18 @@ def test_jambonz_request_shape_is_accepted(
     ],
 )
 def test_mixed_or_incomplete_shapes_are_clear_400s(
-    api: TestClient, me: AccountKey, changes: dict[str, Any], detail: str, database_path: Path
+    api: TestClient, me: AccountKey, changes: dict[str, Any], detail: str, database_url: str
 ) -> None:
     body = {**SEED_REQUEST, **changes}
     body = {k: v for k, v in body.items() if v is not None}
     response = api.post(calls_url(me), json=body, headers=me.headers)
     assert response.status_code == 400, response.text
     assert detail in response.json()["detail"]
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0
 
 
 def test_hooks_on_internal_addresses_are_refused_by_default(
-    settings: Settings, account: AccountKey, database_path: Path
+    settings: Settings, account: AccountKey, database_url: str
 ) -> None:
     with TestClient(create_app(settings)) as client:
         for url in (
@@ -433,4 +430,4 @@ def test_hooks_on_internal_addresses_are_refused_by_default(
                 calls_url(account), json={**SEED_REQUEST, "event_url": url}, headers=account.headers
             )
             assert response.status_code == 400, url
-    assert count_calls(database_path) == 0
+    assert count_calls(database_url) == 0

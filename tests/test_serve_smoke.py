@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -28,14 +29,24 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database: Path, log: Path) -> None:
+    """`calls-api serve` in a process of its own, on a SQLite file or a database URL."""
+
+    def __init__(
+        self,
+        database: Path | str,
+        log: Path,
+        *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
-        env = {**os.environ, "CALLS_DATABASE_URL": f"sqlite:///{database}"}
+        url = database if isinstance(database, str) else f"sqlite:///{database}"
+        full_env = {**os.environ, **(env or {}), "CALLS_DATABASE_URL": url}
         self.process = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=log.open("wb"),
         )
@@ -53,6 +64,8 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
@@ -66,8 +79,15 @@ def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class Tracked(Server):
-        def __init__(self, database: Path, log: Path) -> None:
-            super().__init__(database, log)
+        def __init__(
+            self,
+            database: Path | str,
+            log: Path,
+            *,
+            args: Sequence[str] = (),
+            env: Mapping[str, str] | None = None,
+        ) -> None:
+            super().__init__(database, log, args=args, env=env)
             started.append(self)
 
     yield Tracked
@@ -121,7 +141,10 @@ def test_serve_bootstraps_an_account_and_answers_the_seed_request(
 
 
 def test_kill_9_mid_call_then_restart_loses_no_event(
-    tmp_path: Path, server_factory: type[Server], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    server_factory: type[Server],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
 ) -> None:
     from tests.receiver import HANGUP_VERBS, running_receiver
 
@@ -130,7 +153,8 @@ def test_kill_9_mid_call_then_restart_loses_no_event(
     monkeypatch.setenv("CALLS_SIM_RING_SECONDS", "1.5")
     monkeypatch.setenv("CALLS_SIM_TALK_SECONDS", "0.5")
     monkeypatch.setenv("CALLS_ENGINE_POLL_SECONDS", "0.1")
-    database = tmp_path / "calls.db"
+    monkeypatch.setenv("CALLS_LEASE_SECONDS", "6")
+    database = database_url
     with running_receiver() as receiver:
         receiver.bodies["/answer"] = HANGUP_VERBS
         server = server_factory(database, tmp_path / "first.log")
@@ -151,16 +175,76 @@ def test_kill_9_mid_call_then_restart_loses_no_event(
         server.process.wait(timeout=10)
 
         again = server_factory(database, tmp_path / "second.log")
-        events = receiver.wait_for("/events", 4, timeout=20)
-        statuses: list[str] = []
-        for event in events:
-            payload = event.json()
-            if payload["sequence"] > len(statuses):  # at least once: a resend may repeat one
-                statuses.append(payload["call_status"])
+        # At least once: the event on the wire at the kill is sent again once the dead
+        # process's lease runs out, so wait for four distinct events, not four requests.
+        deadline = time.monotonic() + 30
+        while True:
+            statuses: list[str] = []
+            sequences: list[int] = []
+            for event in receiver.received("/events"):
+                payload = event.json()
+                sequences.append(payload["sequence"])
+                if payload["sequence"] > len(statuses):
+                    statuses.append(payload["call_status"])
+            if len(statuses) == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert statuses == ["trying", "ringing", "in-progress", "completed"]
+        assert sequences == sorted(sequences), "in order, a repeat included"
         final = httpx.get(
             f"{again.base}/Accounts/{account_sid}/Calls/{created.json()['sid']}",
             headers=headers,
             timeout=5,
         )
         assert final.json()["status"] == "completed"
+
+
+def test_kill_9_under_create_load_loses_no_acknowledged_call(
+    tmp_path: Path, server_factory: type[Server], database_url: str
+) -> None:
+    from tests.conftest import make_account
+
+    account = make_account(database_url, "load")
+    env = {"CALLS_LEASE_SECONDS": "6", "CALLS_LOG_LEVEL": "warning"}
+    server = server_factory(database_url, tmp_path / "first.log", env=env)
+    path = f"/Accounts/{account.account_sid}/Calls"
+    acknowledged: list[str] = []
+    refused: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=5, headers=account.headers) as http:
+            for _ in range(200):  # bounded: the kill comes long before
+                if stop.is_set():
+                    return
+                try:
+                    created = http.post(f"{server.base}{path}", json=SEED_REQUEST)
+                except httpx.TransportError:
+                    return  # the server is gone: this create was never acknowledged
+                with lock:
+                    if created.status_code == 201:
+                        acknowledged.append(created.json()["sid"])
+                    else:
+                        refused.append(f"{created.status_code} {created.text}")
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.process.kill()  # SIGKILL while creates are in flight
+    server.process.wait(timeout=10)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert refused == []
+    assert len(acknowledged) >= 40, server.output()
+
+    again = server_factory(database_url, tmp_path / "second.log", env=env)
+    with httpx.Client(timeout=5, headers=account.headers) as http:
+        for sid in acknowledged:
+            fetched = http.get(f"{again.base}{path}/{sid}")
+            assert fetched.status_code == 200, (sid, fetched.text)
+            assert fetched.json()["sid"] == sid

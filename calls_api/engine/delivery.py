@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from calls_api.settings import Settings
 from calls_api.store import Store
 from calls_api.store.records import DeliveryAttempt, EventRecord
 
+log = logging.getLogger("calls_api.engine")
+
 
 def retry_delay(settings: Settings, attempts: int) -> float:
     """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
@@ -25,14 +28,18 @@ def retry_delay(settings: Settings, attempts: int) -> float:
 class Deliverer:
     """Sends due events; each call's events go one at a time, in sequence."""
 
-    def __init__(self, store: Store, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, client: httpx.AsyncClient, owner: str
+    ) -> None:
         self.store = store
         self.settings = settings
         self.client = client
+        self.owner = owner
 
-    async def deliver_due(self, now: datetime, in_flight: set[int]) -> int:
-        """Send every due event not already being sent; returns how many were tried."""
-        events = [e for e in await self.store.due_events(now, 50) if e.event_id not in in_flight]
+    async def deliver_due(self, now: datetime, lease_until: datetime, in_flight: set[int]) -> int:
+        """Claim the due events and send those not already being sent; returns how many."""
+        claimed = await self.store.claim_due_events(self.owner, now, lease_until, 50)
+        events = [e for e in claimed if e.event_id not in in_flight]
         if not events:
             return 0
         secrets: dict[str, str] = {}
@@ -67,7 +74,9 @@ class Deliverer:
         else:
             delay = retry_delay(self.settings, attempts)
             state, next_at = "pending", attempted_at + timedelta(seconds=delay)
-        await self.store.record_attempt(event, attempt, state, next_at)
+        if not await self.store.record_attempt(event, attempt, state, next_at, self.owner):
+            # Our lease ran out and another instance took the event over: its attempt counts.
+            log.warning("event %s: lease lost before the attempt was recorded", event.event_id)
 
     async def _send(self, event: EventRecord, secret: str) -> tuple[int | None, str | None]:
         assert event.url is not None

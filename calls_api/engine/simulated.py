@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -38,10 +41,14 @@ class SimulatedEngine:
         self.store = store
         self.settings = settings
         self.client = client
-        self.deliverer = Deliverer(store, settings, client)
+        # Who this instance is in the claims it takes on calls and events.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.deliverer = Deliverer(store, settings, client, self.owner)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._calls_in_flight: set[str] = set()
+        # A tick the database failed may have left claims of ours behind.
+        self._stranded_claims = False
         self._events_in_flight: set[int] = set()
         self._steps: dict[str, Callable[[CallRecord, datetime], Awaitable[None]]] = {
             "dial": self._dial,
@@ -67,6 +74,12 @@ class SimulatedEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            # What this instance had claimed goes to the others (or the next start) at once,
+            # not when its leases run out. The database may be away: then they run out.
+            try:
+                await self.store.release_claims(self.owner)
+            except StoreUnavailable as exc:
+                log.warning("could not release this instance's claims: %s", exc)
 
     def prepare(self, call: CallRecord) -> CallRecord:
         return reschedule(call, "dial", call.date_created, call.date_created)
@@ -118,6 +131,10 @@ class SimulatedEngine:
                 busy = await self._tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:  # the step stays due
+                log.warning("engine paused: %s", exc)
+                self._stranded_claims = True
+                busy = False
             except Exception:  # keep going: one bad step must not stop every call
                 log.exception("engine step failed; retrying shortly")
                 busy = False
@@ -140,20 +157,26 @@ class SimulatedEngine:
                 await self._wake.wait()
         self._wake.clear()
 
+    def lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.settings.lease_seconds)
+
     async def _tick(self) -> bool:
+        if self._stranded_claims:
+            # Nothing of ours runs between ticks: claims still held are ones a failed tick
+            # could not finish. Give them back now rather than wait for their leases.
+            await self.store.release_claims(self.owner)
+            self._stranded_claims = False
         now = datetime.now(UTC)
-        calls = [
-            c
-            for c in await self.store.due_calls(now, 50)
-            if c.call_sid not in self._calls_in_flight
-        ]
+        # Claimed: no other instance takes these steps until we write or the lease ends.
+        claimed = await self.store.claim_due_calls(self.owner, now, self.lease_until(now), 50)
+        calls = [c for c in claimed if c.call_sid not in self._calls_in_flight]
         if calls:
             self._calls_in_flight.update(c.call_sid for c in calls)
             try:
                 await asyncio.gather(*(self._step(call, now) for call in calls))
             finally:
                 self._calls_in_flight.difference_update(c.call_sid for c in calls)
-        sent = await self.deliverer.deliver_due(now, self._events_in_flight)
+        sent = await self.deliverer.deliver_due(now, self.lease_until(now), self._events_in_flight)
         return bool(calls) or bool(sent)
 
     async def _step(self, call: CallRecord, now: datetime) -> None:
@@ -176,13 +199,20 @@ class SimulatedEngine:
             await self._save(call, ended, now)
 
     async def _save(
-        self, old: CallRecord, new: CallRecord, now: datetime, *, required: bool = False
+        self,
+        old: CallRecord,
+        new: CallRecord,
+        now: datetime,
+        *,
+        required: bool = False,
+        hold: bool = False,
     ) -> CallRecord:
-        """Store the change (with its status event when the status moved)."""
+        """Store the change (with its status event when the status moved); `hold` keeps this
+        instance's claim on the call, when it goes on with the next step itself."""
         event = None
         if new.status != old.status:
             event = status_event(new, now, now)
-        if await self.store.update_call(old, new, event):
+        if await self.store.update_call(old, new, event, hold=hold):
             new = replace(new, version=old.version + 1)
             if event is not None:
                 self.wake()
@@ -220,7 +250,7 @@ class SimulatedEngine:
         answered_call = change_status(
             call, "in-progress", now, next_step="instructions", next_step_at=now
         )
-        saved = await self._save(call, answered_call, now)
+        saved = await self._save(call, answered_call, now, hold=True)
         if saved is not call:
             await self._follow_instructions(saved, saved)
 

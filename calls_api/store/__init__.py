@@ -90,21 +90,33 @@ class Store(Protocol):
         """The account's calls, newest first, after the (date_created, call_sid) given."""
 
     async def update_call(
-        self, old: CallRecord, new: CallRecord, event: NewEvent | None = None
+        self, old: CallRecord, new: CallRecord, event: NewEvent | None = None, *, hold: bool = False
     ) -> bool:
-        """Write `new` if the stored call is still at `old`'s version; record the event."""
+        """Write `new` if the stored call is still at `old`'s version; record the event.
+
+        The write gives up any claim on the call, unless `hold` (the engine goes straight on).
+        """
 
     async def delete_call(self, account_sid: str, call_sid: str) -> bool:
         """Remove the call and its events; False when there was none."""
 
-    async def due_calls(self, now: datetime, limit: int) -> list[CallRecord]:
-        """Calls whose next engine step is due."""
+    async def claim_due_calls(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[CallRecord]:
+        """Claim calls whose next engine step is due and that no live lease holds: each is
+        `owner`'s alone until `lease_until` or its next write."""
+
+    async def claim_due_events(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[EventRecord]:
+        """Claim due pending events, each the earliest unfinished one of its call, that no
+        live lease holds: each is `owner`'s alone until `lease_until` or its attempt."""
+
+    async def release_claims(self, owner: str) -> None:
+        """Give up every claim `owner` holds."""
 
     async def next_due_time(self) -> datetime | None:
-        """When the next call step or event delivery is due."""
-
-    async def due_events(self, now: datetime, limit: int) -> list[EventRecord]:
-        """Pending events that are due, each the earliest unfinished one of its call."""
+        """When the next call step or event delivery can be claimed."""
 
     async def record_attempt(
         self,
@@ -112,22 +124,29 @@ class Store(Protocol):
         attempt: DeliveryAttempt,
         state: str,
         next_attempt_at: datetime | None,
-    ) -> None:
-        """Record a delivery attempt and the event's new state."""
+        owner: str | None = None,
+    ) -> bool:
+        """Record a delivery attempt and the event's new state, releasing the claim; with
+        `owner`, only if that claim still holds (else False and nothing is written)."""
 
     async def list_events(self, account_sid: str, call_sid: str) -> list[EventRecord]:
         """The call's events in order, each with its delivery attempts."""
 
 
-def open_store(database_url: str, *, timeout: float = 5.0) -> Store:
+def open_store(database_url: str, *, timeout: float = 5.0, pool_size: int = 10) -> Store:
     """The store for a database URL (not yet opened)."""
     if database_url.startswith("sqlite:"):
         from calls_api.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(database_url, timeout=timeout)
+    if database_url.startswith(("postgresql:", "postgres:")):
+        from calls_api.store.postgres import PostgresStore
+
+        return PostgresStore(database_url, timeout=timeout, pool_size=pool_size)
     scheme = database_url.split(":", 1)[0]
     raise ValueError(
-        f"unsupported CALLS_DATABASE_URL scheme {scheme!r}: use sqlite:///path/to/calls.db"
+        f"unsupported CALLS_DATABASE_URL scheme {scheme!r}: use sqlite:///path/to/calls.db "
+        "or postgresql://user@host:5432/database"
     )
 
 
