@@ -22,6 +22,8 @@ RULES: dict[str, tuple[bool, str]] = {
     "operation-added": (False, "an operation was added"),
     "operation-deprecated": (False, "an operation was deprecated"),
     "success-status-changed": (True, "the success status changed"),
+    "error-status-added": (False, "an error status was documented"),
+    "error-status-removed": (False, "an error status is no longer documented"),
     "security-removed": (True, "a security alternative was removed"),
     "parameter-required-added": (True, "a new required parameter"),
     "parameter-optional-added": (False, "a new optional parameter"),
@@ -138,6 +140,12 @@ def _operation(where: str, before: _Operation, after: _Operation) -> Iterator[Ch
             f"{where}/responses",
             f"{', '.join(sorted(old_success))} -> {', '.join(sorted(new_success))}",
         )
+    old_errors = {str(code) for code in old_op.get("responses", {})} - old_success
+    new_errors = {str(code) for code in new_op.get("responses", {})} - new_success
+    for code in sorted(new_errors - old_errors):
+        yield Change("error-status-added", f"{where}/responses/{code}")
+    for code in sorted(old_errors - new_errors):
+        yield Change("error-status-removed", f"{where}/responses/{code}")
     old_security = old_op.get("security", old.get("security", []))
     new_security = new_op.get("security", new.get("security", []))
     for alternative in old_security:
