@@ -1,11 +1,14 @@
 """Rate limits per API key and per account: a 429 problem with Retry-After past the budget.
 
-Requests are counted in a moving window (the `limits` library): at most `per_key` requests in
-any `window` seconds for one key and `per_account` for all keys of an account, the whole budget
-usable as a burst. The count is exact, so Retry-After says when the oldest counted request
-leaves the window. Counts live in this process, or in Redis when a URL is given, so that
-every instance of the service draws on the same budget (a Lua script there, one atomic round
-trip per check).
+Requests are counted in fixed windows (the `limits` library): at most `per_key` requests in
+`window` seconds for one key and `per_account` for all keys of an account. A window starts
+with the first request counted in it, and the whole budget may be used as a burst. Counts are
+exact, so Retry-After says when the window ends. They live in this process, or in Redis when a
+URL is given, so that every instance of the service draws on the same budget (INCR and EXPIRE
+in one Lua script: one atomic round trip per budget checked).
+
+The in-process counters need no threads: `limits`' moving window keeps its in-memory events
+tidy in worker threads, which a request would then wait for behind slow DNS look-ups.
 
 If Redis cannot be reached, each instance counts on its own until it answers again: limits
 keep holding per instance, and an outage of Redis neither stops the API nor slows it down
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import redis.asyncio
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 
 from calls_api.problems import Problem
@@ -63,9 +66,9 @@ class _Counter:
         self.redis_url = redis_url
         self.prefix = prefix
         self._pool: redis.asyncio.ConnectionPool | None = None
-        self._limiter: MovingWindowRateLimiter | None = None
+        self._limiter: FixedWindowRateLimiter | None = None
 
-    def limiter(self) -> MovingWindowRateLimiter:
+    def limiter(self) -> FixedWindowRateLimiter:
         if self._limiter is None:
             storage: Storage
             if self.redis_url:
@@ -85,7 +88,7 @@ class _Counter:
                 )
             else:
                 storage = MemoryStorage()
-            self._limiter = MovingWindowRateLimiter(storage)
+            self._limiter = FixedWindowRateLimiter(storage)
         return self._limiter
 
     async def close(self) -> None:
@@ -181,7 +184,7 @@ class RateLimiter:
 
 
 async def _hit_with(
-    limiter: MovingWindowRateLimiter, budget: Budget, identifier: str
+    limiter: FixedWindowRateLimiter, budget: Budget, identifier: str
 ) -> int | None:
     item = budget.item
     if await limiter.hit(item, identifier):
