@@ -14,6 +14,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,20 +111,30 @@ def events_of(api: TestClient, me: AccountKey, sid: str) -> list[dict[str, Any]]
     return events
 
 
+def completed(api: TestClient, me: AccountKey, sid: str) -> bool:
+    response = api.get(f"{calls_url(me)}/{sid}", headers=me.headers)
+    return bool(response.json()["status"] == "completed")
+
+
+def retried(api: TestClient, me: AccountKey, sid: str) -> list[dict[str, Any]] | None:
+    """The call's events once its first one has failed at least twice."""
+    events = events_of(api, me, sid)
+    return events if events and len(events[0]["attempts"]) >= 2 else None
+
+
+def all_delivered(api: TestClient, me: AccountKey, sid: str) -> list[dict[str, Any]] | None:
+    events = events_of(api, me, sid)
+    done = len(events) == EVENTS_PER_CALL and all(e["state"] == "delivered" for e in events)
+    return events if done else None
+
+
 def assert_all_delivered_in_order(
     api: TestClient, me: AccountKey, sids: list[str], receiver: Receiver
 ) -> None:
     """Every event delivered, and the receiver saw each call's events in sequence: a retry
     repeats its event, but no event ever overtakes the one before it."""
     for sid in sids:
-        events = wait_until(
-            lambda sid=sid: (
-                (found := events_of(api, me, sid))
-                and len(found) == EVENTS_PER_CALL
-                and all(e["state"] == "delivered" for e in found)
-                and found
-            )
-        )
+        events = wait_until(partial(all_delivered, api, me, sid))
         assert [e["sequence"] for e in events] == list(range(1, EVENTS_PER_CALL + 1))
         seen = [
             r.json()["sequence"]
@@ -152,15 +163,8 @@ def test_a_receiver_that_is_down_gets_every_event_when_it_returns(
     sids = create_calls_quickly(api, me, body)
     # The calls go on; their events wait in the outbox, each failed attempt on record.
     for sid in sids:
-        wait_until(
-            lambda sid=sid: (
-                api.get(f"{calls_url(me)}/{sid}", headers=me.headers).json()["status"]
-                == "completed"
-            )
-        )
-        first = wait_until(
-            lambda sid=sid: (e := events_of(api, me, sid)) and len(e[0]["attempts"]) >= 2 and e
-        )
+        wait_until(partial(completed, api, me, sid))
+        first = wait_until(partial(retried, api, me, sid))
         assert all(e["state"] == "pending" for e in first)
         assert all(a["http_status"] is None and a["error"] for a in first[0]["attempts"])
         assert all(e["attempts"] == [] for e in first[1:]), "a later event waits for the first"
@@ -180,9 +184,7 @@ def test_a_receiver_that_hangs_does_not_slow_the_api(
         }
         sids = create_calls_quickly(api, me, body)
         for sid in sids:
-            first = wait_until(
-                lambda sid=sid: (e := events_of(api, me, sid)) and len(e[0]["attempts"]) >= 2 and e
-            )
+            first = wait_until(partial(retried, api, me, sid))
             assert first[0]["state"] == "pending"
             assert all("timed out" in (a["error"] or "") for a in first[0]["attempts"])
         # Reads stay fast as well while deliveries hang.
