@@ -183,9 +183,7 @@ class RateLimiter:
         await self._local.close()
 
 
-async def _hit_with(
-    limiter: FixedWindowRateLimiter, budget: Budget, identifier: str
-) -> int | None:
+async def _hit_with(limiter: FixedWindowRateLimiter, budget: Budget, identifier: str) -> int | None:
     item = budget.item
     if await limiter.hit(item, identifier):
         return None
