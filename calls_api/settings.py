@@ -63,12 +63,12 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="Simulated carrier: seconds talked before a hangup verb"
     )
     rate_limit_per_key: int = Field(
-        default=3000,
+        default=6000,
         ge=0,
         description="Requests one API key may make per rate_limit_window seconds (0: no limit)",
     )
     rate_limit_per_account: int = Field(
-        default=6000,
+        default=12000,
         ge=0,
         description="Requests all keys of one account may make per window (0: no limit)",
     )
