@@ -4,6 +4,7 @@ process or shared by several instances through Redis."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -72,8 +73,12 @@ def assert_too_many(response: Any, key: AccountKey, window: int) -> int:
 
 
 def test_a_key_past_its_budget_gets_429_with_retry_after(
-    settings: Settings, account: AccountKey, database_path: Path
+    settings: Settings,
+    account: AccountKey,
+    database_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="calls_api.access")
     limited = settings.model_copy(update={"rate_limit_per_key": 3, "rate_limit_window": 60})
     with serving(limited) as client:
         statuses = [
@@ -89,6 +94,14 @@ def test_a_key_past_its_budget_gets_429_with_retry_after(
     assert_too_many(refused_read, account, 60)
     # The refused create placed nothing: exactly the three that were accepted are stored.
     assert count_calls(database_path) == 3
+    # The request log names the account that was refused (and never the key).
+    refused_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "calls_api.access" and " 429 " in r.getMessage()
+    ]
+    assert len(refused_lines) == 2
+    assert all(line.endswith(f"account={account.account_sid}") for line in refused_lines)
 
 
 def test_each_key_has_its_own_budget(settings: Settings, account: AccountKey) -> None:
