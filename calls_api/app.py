@@ -56,7 +56,14 @@ def resolve_operation(operation_id: str) -> Callable[..., Any]:
 
 async def _bearer_info(token: str, request: Any) -> dict[str, Any] | None:
     # ServicesMiddleware has started the services before security runs.
-    return await authenticate(services_from_scope(request.scope).store, token)
+    services = services_from_scope(request.scope)
+    token_info = await authenticate(services.store, token)
+    if token_info is not None and services.rate_limiter.enabled:
+        # Who is calling is known only now: each key's and account's budget (429 past it).
+        # The account is recorded first, so a refused request's log line names it too.
+        request.context["user"] = token_info["sub"]
+        await services.rate_limiter.check(token_info["sub"], token_info["key_prefix"])
+    return token_info
 
 
 class _ApiKeyBearer(BearerSecurityHandler):  # type: ignore[misc]

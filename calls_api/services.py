@@ -8,12 +8,13 @@ import httpx
 
 from calls_api.engine import CallEngine
 from calls_api.engine.simulated import SimulatedEngine
+from calls_api.ratelimit import RateLimiter
 from calls_api.settings import Settings
 from calls_api.store import Store, open_store
 
 
 class Services:
-    """Settings, the store, the HTTP client for webhooks and the call engine.
+    """Settings, the store, the HTTP client for webhooks, the call engine, the rate limiter.
 
     Started at lifespan start-up, or by the first request when there was none.
     """
@@ -25,6 +26,7 @@ class Services:
             timeout=settings.database_timeout,
             pool_size=settings.database_pool_size,
         )
+        self.rate_limiter = RateLimiter.from_settings(settings)
         self._build_engine()
         self.started = False
         self._lock = asyncio.Lock()
@@ -46,10 +48,11 @@ class Services:
                 self.started = True
 
     async def stop(self) -> None:
-        """Stop the engine, close the store and the HTTP client."""
+        """Stop the engine, close the store, the HTTP client and the rate limiter's counters."""
         async with self._lock:
             if self.started:
                 await self.engine.stop()
                 await self.http.aclose()
+                await self.rate_limiter.close()
                 await self.store.close()
                 self.started = False

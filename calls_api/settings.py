@@ -80,6 +80,26 @@ class Settings(BaseSettings):
     sim_talk_seconds: float = Field(
         default=5.0, ge=0, description="Simulated carrier: seconds talked before a hangup verb"
     )
+    rate_limit_per_key: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests one API key may make per rate_limit_window seconds (0: no limit)",
+    )
+    rate_limit_per_account: int = Field(
+        default=12000,
+        ge=0,
+        description="Requests all keys of one account may make per window (0: no limit)",
+    )
+    rate_limit_window: int = Field(
+        default=60, ge=1, le=86400, description="Seconds over which requests are counted"
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: rate limits shared by every instance (else per process)",
+    )
+    redis_prefix: str = Field(
+        default="calls-api", min_length=1, description="Prefix of every key kept in Redis"
+    )
 
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:

@@ -90,13 +90,20 @@ class Receiver:
         )
 
 
-@contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """A receiver served by uvicorn in a thread, stopped on exit."""
-    receiver = Receiver()
+def free_port() -> int:
+    """A loopback port nobody listens on (until someone binds it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        receiver.port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_receiver(port: int = 0) -> Iterator[Receiver]:
+    """A receiver served by uvicorn in a thread, stopped on exit; on `port`, else a free one
+    (a receiver can come back on the port of one that was stopped)."""
+    receiver = Receiver(port=port)
+    if not port:
+        receiver.port = free_port()
     config = uvicorn.Config(
         receiver.app,
         host="127.0.0.1",

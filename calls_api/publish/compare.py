@@ -143,12 +143,12 @@ def _operation(where: str, before: _Operation, after: _Operation) -> Iterator[Ch
             f"{where}/responses",
             f"{', '.join(sorted(old_success))} -> {', '.join(sorted(new_success))}",
         )
-    old_errors = set(old_op.get("responses", {})) - old_success
-    new_errors = set(new_op.get("responses", {})) - new_success
+    old_errors = {str(code) for code in old_op.get("responses", {})} - old_success
+    new_errors = {str(code) for code in new_op.get("responses", {})} - new_success
     for code in sorted(new_errors - old_errors):
-        yield Change("error-response-added", f"{where}/responses/{_escape(str(code))}")
+        yield Change("error-response-added", f"{where}/responses/{code}")
     for code in sorted(old_errors - new_errors):
-        yield Change("error-response-removed", f"{where}/responses/{_escape(str(code))}")
+        yield Change("error-response-removed", f"{where}/responses/{code}")
     old_security = old_op.get("security", old.get("security", []))
     new_security = new_op.get("security", new.get("security", []))
     for alternative in old_security:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,13 +108,15 @@ class SQLiteStore(SQLStore):
             db.execute("BEGIN IMMEDIATE")
         try:
             result = await work(_SQLiteTransaction(db))
+            with _unavailable():
+                db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O)
-                with _unavailable():
+            # SQLite may have rolled back already (disk full, I/O error); a failed COMMIT must
+            # not leave the transaction open, and a failing ROLLBACK must not hide the cause.
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             raise
-        with _unavailable():
-            db.execute("COMMIT")
         return result
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
