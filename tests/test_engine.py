@@ -17,6 +17,7 @@ from calls_api.engine.lifecycle import FINAL
 from calls_api.engine.simulator import script_for
 from calls_api.services import Services
 from calls_api.settings import Settings
+from calls_api.store import StoreUnavailable
 from calls_api.store.records import CallRecord, EventRecord
 from tests.receiver import HANGUP_VERBS, Receiver, running_receiver
 
@@ -317,3 +318,32 @@ async def test_a_step_that_keeps_failing_ends_the_call_instead_of_looping(
         await services.stop()
     assert ended.status == "failed"
     assert ended.failure_reason == "the engine could not process this call"
+
+
+async def test_the_engine_waits_out_a_database_that_cannot_be_written(
+    database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due work that cannot be claimed is looked at once per poll interval, not in a tight
+    loop, and is picked up again when the database can be written."""
+    services = Services(settings_for(database_url, engine_poll_seconds=0.1))
+    await services.start()
+    tries = 0
+    claim = services.store.claim_due_calls
+
+    async def unwritable(*args: Any, **kwargs: Any) -> list[CallRecord]:
+        nonlocal tries
+        tries += 1
+        raise StoreUnavailable("the database is not usable: attempt to write a readonly database")
+
+    try:
+        account, _ = await create_account(services.store, "a")
+        monkeypatch.setattr(services.store, "claim_due_calls", unwritable)
+        call = await place(services, new_call(account.account_sid, receiver))
+        await asyncio.sleep(0.55)
+        # About one try per 0.1 s poll (a wake-up adds one); a busy loop makes thousands.
+        assert 1 <= tries <= 10
+        monkeypatch.setattr(services.store, "claim_due_calls", claim)
+        ended = await final_status(services, call)
+    finally:
+        await services.stop()
+    assert ended.status == "completed"

@@ -126,26 +126,35 @@ class SimulatedEngine:
     # -- the loop --
 
     async def _run(self) -> None:
+        paused = False
         while True:
             try:
                 busy = await self._tick()
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:  # the step stays due
-                log.warning("engine paused: %s", exc)
+                if not paused:  # once per outage, not once per poll
+                    log.warning("engine paused, the database is unavailable: %s", exc)
+                paused = True
                 self._stranded_claims = True
                 busy = False
             except Exception:  # keep going: one bad step must not stop every call
                 log.exception("engine step failed; retrying shortly")
                 busy = False
+            else:
+                if paused:
+                    log.warning("engine resumed: the database is available again")
+                paused = False
             if busy:
                 continue
-            await self._sleep()
+            await self._sleep(poll_only=paused)
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, *, poll_only: bool = False) -> None:
+        """Until the next due work or the poll interval; only the interval while paused, as
+        work that is due but cannot be written would otherwise be retried without a pause."""
         wait = self.settings.engine_poll_seconds
         try:
-            due = await self.store.next_due_time()
+            due = None if poll_only else await self.store.next_due_time()
         except Exception:  # the database may be down; look again after the poll interval
             due = None
         if due is not None:
