@@ -21,6 +21,10 @@ What it changes (answers stay byte for byte the same; only when the work is done
    none of their literal prefixes, with or without a trailing slash (so Starlette's slash
    redirects are left to that router too). Any route of a kind it does not know turns this
    off.
+6. Request context: connexion hands the request's scope and receive to the decorated handler
+   as werkzeug proxies of its context variables, looked up again on every access;
+   `_decorate_once` passes the variables' values, the same objects. `current_scope()` gives
+   the adapters' runtime the same.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import Any, ClassVar
 
 from connexion import security as _security
 from connexion.apps import asynchronous as _asynchronous
-from connexion.context import receive as _receive
-from connexion.context import scope as _scope
+from connexion.context import _receive as _receive_var
+from connexion.context import _scope as _scope_var
 from connexion.decorators import main as _decorators
 from connexion.decorators import parameter as _parameter
 from connexion.middleware import swagger_ui as _swagger_ui
@@ -78,6 +82,12 @@ class CachedParameterValidator(ParameterValidator):  # type: ignore[misc]
         return None
 
 
+def current_scope() -> Scope:
+    """The ASGI scope of the request being handled (what connexion.context.scope proxies)."""
+    scope: Scope = _scope_var.get()
+    return scope
+
+
 def _decorate_once(self: Any, function: Callable[..., Any]) -> Callable[..., Any]:
     """ASGIDecorator.__call__, with the URI parser and decorated function made once.
 
@@ -91,7 +101,10 @@ def _decorate_once(self: Any, function: Callable[..., Any]) -> Callable[..., Any
         if not made:
             made.append((self.uri_parser, self.decorate(function)))
         uri_parser, decorated = made[0]
-        request = self.framework.get_request(uri_parser=uri_parser, scope=_scope, receive=_receive)
+        # connexion passes its context proxies, which resolve to these on every access.
+        request = self.framework.get_request(
+            uri_parser=uri_parser, scope=_scope_var.get(), receive=_receive_var.get()
+        )
         return await decorated(request)
 
     return wrapper

@@ -10,6 +10,7 @@ from importlib.metadata import version
 from typing import Any
 
 import connexion
+import connexion.context as connexion_context
 import pytest
 from connexion.apps.asynchronous import AsyncOperation
 from connexion.decorators import main as decorators
@@ -60,6 +61,7 @@ REPLACED: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: swagger_ui.SwaggerUIMiddleware.default_fn,
         "0159a88e2d16bcb8",
     ),
+    "connexion.context": (lambda: connexion_context, "78d2febf92c2637f"),
 }
 
 
