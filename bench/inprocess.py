@@ -2,6 +2,7 @@
 
 python -m bench.inprocess cost STACK N       microseconds per create and per retrieve
 python -m bench.inprocess profile STACK N    the same under pyinstrument (text to stdout)
+python -m bench.inprocess breakdown STACK N  where a request's time goes, by library
 python -m bench.inprocess rss N              the service's RSS as N calls are created
 python -m bench.inprocess webhooks N         status events delivered per second
 
@@ -124,6 +125,83 @@ class Client:
         )
         if status != 200:
             raise RuntimeError(f"retrieve answered {status}: {body[:300]!r}")
+
+
+GROUPS = (
+    ("/connexion/", "connexion"),
+    ("/fastapi/", "fastapi"),
+    ("/starlette/", "starlette"),
+    ("/werkzeug/", "werkzeug"),
+    ("/jsonschema", "jsonschema"),
+    ("/referencing/", "jsonschema"),
+    ("/pydantic", "pydantic"),
+    ("/logging/", "logging"),
+    ("/calls_api/store/", "store (SQLite)"),
+    ("/calls_api/access_log", "access log"),
+    ("/calls_api/engine/", "engine"),
+    ("/calls_api/", "service web code"),
+    ("/generated/", "service web code"),
+    ("/handlers/", "handlers"),
+    ("/bench/apps/", "comparison app code"),
+    ("/bench/", "benchmark driver"),
+)
+
+
+def _group(path: str | None, inherited: str) -> str:
+    if not path or path.startswith("<"):
+        return inherited  # a built-in: counted with its caller
+    for part, name in GROUPS:
+        if part in path:
+            return name
+    return "other"
+
+
+def _self_times(frame: Any, inherited: str, totals: dict[str, float]) -> None:
+    group = _group(frame.file_path, inherited)
+    children = list(frame.children)
+    own = frame.time - sum(child.time for child in children)
+    totals[group] = totals.get(group, 0.0) + own
+    for child in children:
+        _self_times(child, group, totals)
+
+
+async def _breakdown(stack: str, n: int) -> dict[str, Any]:
+    """Sampled profile of n creates and n retrieves: the share of each library."""
+    from pyinstrument import Profiler
+
+    result: dict[str, Any] = {"stack": stack, "requests": n}
+    with tempfile.TemporaryDirectory(prefix="calls-bench-") as folder:
+        account_sid, key = await _prepare_env(folder)
+        app, services = load(stack)
+        await services.start()
+        try:
+            client = Client(app, account_sid, key)
+            sid = await client.create()
+            for _ in range(min(n, 300)):
+                await client.create()
+                await client.retrieve(sid)
+            for operation in ("create", "retrieve"):
+                profiler = Profiler(interval=0.0005, async_mode="disabled")
+                profiler.start()
+                for _ in range(n):
+                    if operation == "create":
+                        await client.create()
+                    else:
+                        await client.retrieve(sid)
+                profiler.stop()
+                totals: dict[str, float] = {}
+                root = profiler.last_session.root_frame() if profiler.last_session else None
+                if root is not None:
+                    _self_times(root, "other", totals)
+                whole = sum(totals.values()) or 1.0
+                result[operation] = {
+                    group: round(100 * seconds / whole, 1)
+                    for group, seconds in sorted(totals.items(), key=lambda item: -item[1])
+                    if seconds / whole >= 0.005
+                }
+        finally:
+            await services.stop()
+    return result
 
 
 async def _cost(stack: str, n: int, profile: bool) -> dict[str, Any]:
@@ -249,6 +327,8 @@ def main(argv: list[str]) -> int:
     what = argv[0]
     if what in ("cost", "profile"):
         result = asyncio.run(_cost(argv[1], int(argv[2]), profile=what == "profile"))
+    elif what == "breakdown":
+        result = asyncio.run(_breakdown(argv[1], int(argv[2])))
     elif what == "rss":
         result = asyncio.run(_rss(int(argv[1])))
     elif what == "webhooks":

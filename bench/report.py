@@ -75,6 +75,53 @@ def extras_table(results: dict[str, Any]) -> str:
     )
 
 
+def targets(results: dict[str, Any]) -> str:
+    """The issue's targets, each with this run's figure and whether it is met."""
+    summary, generate = results["summary"], results["generate"]
+    rows = []
+    for scenario in ("create@32", "retrieve@32"):
+        entry = summary["service"][scenario]
+        name = scenario.replace("@", " at ") + " connections"
+        rows += [
+            (f"{name}: req/s vs (c) FastAPI", ">= 1.0x", entry["rps_vs_fastapi"], True),
+            (f"{name}: req/s vs (b) Starlette", ">= 0.5x", entry["rps_vs_starlette"], True),
+            (f"{name}: p99 vs (c) FastAPI", "<= 1.0x", entry["p99_ms_vs_fastapi"], False),
+        ]
+    rows += [
+        ("`make generate` as a no-op, s", "< 0.3", generate["noop_s"], False),
+        ("`make generate` cold, s", "< 3", generate["cold_s"], False),
+        ("start-up of (a), s", "< 1.5", summary["service"]["startup_s"], False),
+    ]
+    lines = ["| target | wanted | this run | met |", "|---|---|---|---|"]
+    for name, wanted, value, higher_is_better in rows:
+        bound = float(wanted.split()[-1].rstrip("x"))
+        if higher_is_better:
+            met = value >= bound
+        elif wanted.startswith("<="):
+            met = value <= bound
+        else:
+            met = value < bound
+        lines.append(f"| {name} | {wanted} | {value:.2f} | {'yes' if met else 'no'} |")
+    return "\n".join(lines)
+
+
+def breakdown_table(results: dict[str, Any]) -> str:
+    """Where each stack's CPU goes per request, from a sampled profile (pyinstrument)."""
+    found = results.get("breakdown")
+    if not found:
+        return ""
+    lines = [
+        "| stack | operation | share of a request's time, by library (sampled profile) |",
+        "|---|---|---|",
+    ]
+    for stack in STACK_ORDER:
+        for operation in ("create", "retrieve"):
+            shares = found[stack][operation]
+            text = ", ".join(f"{group} {share:.0f}%" for group, share in shares.items())
+            lines.append(f"| {results['stacks'][stack]} | {operation} | {text} |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     load = results["load_average"]
@@ -94,6 +141,12 @@ def markdown(results: dict[str, Any]) -> str:
             table(results),
             "",
             extras_table(results),
+            "",
+            "Targets (issue 5), from this run:",
+            "",
+            targets(results),
+            "",
+            breakdown_table(results),
         ]
     )
 

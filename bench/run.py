@@ -34,13 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "4"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "3"))
 WARMUP = 1
 CONNECTIONS = (1, 32)
 SERVER_CORE, LOAD_CORE = "1", "0"
 RSS_CALLS = 10_000 if QUICK else 100_000
 WEBHOOK_CALLS = 200 if QUICK else 1_000
-COST_REQUESTS = 500 if QUICK else 3_000
+COST_REQUESTS = 500 if QUICK else 2_000
 
 
 def _wrk() -> str:
@@ -256,7 +256,18 @@ def extras() -> dict[str, Any]:
     print("RSS:", rss, flush=True)
     webhooks = _python("-m", "bench.inprocess", "webhooks", str(WEBHOOK_CALLS))
     print("webhooks:", webhooks, flush=True)
-    return {"inprocess": cost, "generate": generate, "rss": rss, "webhooks": webhooks}
+    breakdown = {
+        stack: _python("-m", "bench.inprocess", "breakdown", stack, str(COST_REQUESTS))
+        for stack in STACKS
+    }
+    print("breakdown:", breakdown, flush=True)
+    return {
+        "inprocess": cost,
+        "generate": generate,
+        "rss": rss,
+        "webhooks": webhooks,
+        "breakdown": breakdown,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -277,7 +288,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "load_generator": wrk_version.strip() or "wrk",
+        "load_generator": wrk_version.split(" [")[0].strip() or "wrk",
         "pinning": f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
         if _pinned("0")
         else "none",
