@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import os
 import sys
 import tempfile
@@ -40,17 +39,14 @@ async def _prepare_env(folder: str) -> tuple[str, str]:
 def load(stack: str) -> tuple[Any, Any]:
     """(ASGI app, its Services), built as the server would build them."""
     if stack == "service":
+        from calls_api.access_log import configure_logging
         from calls_api.app import create_app
         from calls_api.services import Services
         from calls_api.settings import Settings
 
         settings = Settings()
         # As `calls-api serve` configures logging: one access line per request, at INFO.
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=open(os.devnull, "w"),  # noqa: SIM115 - lives as long as the process
-        )
+        configure_logging(settings.log_level, open(os.devnull, "w"))  # noqa: SIM115
         services = Services(settings)
         return create_app(settings, services), services
     module = importlib.import_module(APP_MODULES[stack])

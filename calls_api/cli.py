@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -74,6 +73,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    from calls_api.access_log import configure_logging
     from calls_api.admin import bootstrap_dev_account
     from calls_api.app import create_app
 
@@ -84,9 +84,7 @@ def serve(
         log_level=log_level,
         allow_private_webhooks=allow_private_webhooks,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     created = _with_store(settings, bootstrap_dev_account)
     base = f"http://{_url_host(settings.host)}:{settings.port}/v1"
     if created:
