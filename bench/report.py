@@ -117,7 +117,8 @@ def breakdown_table(results: dict[str, Any]) -> str:
     for stack in STACK_ORDER:
         for operation in ("create", "retrieve"):
             shares = found[stack][operation]
-            text = ", ".join(f"{group} {share:.0f}%" for group, share in shares.items())
+            ordered = sorted(shares.items(), key=lambda item: -item[1])
+            text = ", ".join(f"{group} {share:.0f}%" for group, share in ordered)
             lines.append(f"| {results['stacks'][stack]} | {operation} | {text} |")
     return "\n".join(lines)
 
