@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
 import connexion
 import connexion.context as connexion_context
+import connexion.validators.abstract
+import connexion.validators.json
 import pytest
 from connexion.apps.asynchronous import AsyncOperation
 from connexion.decorators import main as decorators
 from connexion.decorators import parameter as parameter_module
-from connexion.middleware import swagger_ui
+from connexion.middleware import request_validation, swagger_ui
 from connexion.validators.parameter import ParameterValidator
 from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
@@ -62,6 +65,20 @@ REPLACED: dict[str, tuple[Callable[[], Any], str]] = {
         "0159a88e2d16bcb8",
     ),
     "connexion.context": (lambda: connexion_context, "78d2febf92c2637f"),
+    "RequestValidationOperation.__call__": (
+        lambda: fastpath._ORIGINAL_VALIDATION_CALL,
+        "af472716211911b9",
+    ),
+    # Built once and reused: they must keep no state of a request.
+    "ParameterValidator": (lambda: ParameterValidator, "d338ed9bea35a31c"),
+    "AbstractRequestBodyValidator": (
+        lambda: connexion.validators.abstract.AbstractRequestBodyValidator,
+        "bd67e82656ee4831",
+    ),
+    "JSONRequestBodyValidator": (
+        lambda: connexion.validators.json.JSONRequestBodyValidator,
+        "05450b89d022b098",
+    ),
 }
 
 
@@ -88,6 +105,7 @@ def test_install_puts_every_change_in_place() -> None:
     assert parameter_module.pythonic is fastpath._cached_pythonic
     assert VALIDATORS["parameter"] is fastpath.CachedParameterValidator
     assert swagger_ui.SwaggerUIMiddleware.__call__ is fastpath._swagger_ui_call
+    assert request_validation.RequestValidationOperation.__call__ is fastpath._validate_request
 
 
 async def _nothing(*_args: Any) -> None:
@@ -179,3 +197,30 @@ def test_bad_path_parameter_is_the_same_400(client: TestClient, account: Account
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert "does not match" in response.json()["detail"]
+
+
+def test_content_types_answer_as_before(client: TestClient, account: AccountKey) -> None:
+    # One app, so the validators kept from one request serve the next.
+    sequence = [
+        ("application/json", 201),
+        ("text/plain", 415),
+        ("application/json; charset=utf-8", 201),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/json", 201),
+    ]
+    for content_type, status in sequence:
+        response = client.post(
+            f"/v1/Accounts/{account.account_sid}/Calls",
+            content=json.dumps(SEED_REQUEST),
+            headers={**account.headers, "Content-Type": content_type},
+        )
+        assert response.status_code == status, (content_type, response.text)
+        if status != 201:
+            assert response.headers["content-type"] == "application/problem+json"
+    bad = client.post(
+        f"/v1/Accounts/{account.account_sid}/Calls",
+        content=b'{"from": "+1555"}',
+        headers={**account.headers, "Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400
+    assert "'to' is a required property" in bad.json()["detail"]
