@@ -13,7 +13,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup tools generate check docs serve test publish clean
+.PHONY: help setup tools generate check docs serve test publish bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,17 @@ test: check ## Everything CI runs: check, then the whole test suite
 
 publish: $(SETUP) $(TOOLS) ## Write dist/ (spec, changelog, client, docs, checksums) after the breaking-change gate
 	$(PY) -m calls_api.publish
+
+BENCH_SETUP := $(VENV)/.bench-installed
+BENCH_QUICK ?=
+
+$(BENCH_SETUP): $(SETUP) requirements/bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
+	@touch $@
+
+bench: $(BENCH_SETUP) generate ## Compare with Starlette, FastAPI and stock connexion (needs wrk); BENCH_QUICK=1 is short
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	BENCH_QUICK=$(BENCH_QUICK) $(PY) -m bench.run
 
 clean: ## Remove the virtual environment, caches and the local database
 	rm -rf $(VENV) var dist tools/node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

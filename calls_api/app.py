@@ -17,9 +17,11 @@ from connexion.security import BearerSecurityHandler
 from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from calls_api import fastpath
 from calls_api.access_log import AccessLogMiddleware
 from calls_api.docs_page import docs_routes
 from calls_api.errors import install_error_handlers
+from calls_api.fastpath import CachedParameterValidator
 from calls_api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from calls_api.routes import methods_for
 from calls_api.runtime import SERVICES_KEY, services_from_scope
@@ -32,9 +34,11 @@ from handlers.security import authenticate
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "spec" / "openapi.yaml"
 
-# connexion's validators, with our JSON body validator (compiled once, clearer messages).
+# connexion's validators, with our JSON body validator (compiled once, clearer messages) and
+# parameter validator (compiled once).
 VALIDATORS = {
     **VALIDATOR_MAP,
+    "parameter": CachedParameterValidator,
     "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": RequestBodyValidator}),
 }
 
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings)
     for operation_id in adapters.ROUTES:
         resolve_operation(operation_id)
+    fastpath.install()
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -82,6 +81,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    from calls_api.access_log import configure_logging
     from calls_api.admin import bootstrap_dev_account
     from calls_api.app import create_app
 
@@ -94,7 +94,7 @@ def serve(
         "workers": workers,
     }
     settings = _settings(**flags)
-    _configure_logging(settings)
+    configure_logging(settings.log_level)
     created = _with_store(settings, bootstrap_dev_account)
     base = f"http://{_url_host(settings.host)}:{settings.port}/v1"
     if created:
@@ -140,18 +140,13 @@ def serve(
     )
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def app_from_environment() -> Any:
     """The app of one worker process of `serve --workers N`, configured from CALLS_*."""
+    from calls_api.access_log import configure_logging
     from calls_api.app import create_app
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings.log_level)
     return create_app(settings)
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import orjson
-from connexion.context import request as _request
-from connexion.context import scope as _scope
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from calls_api.context import AccountContext, Context
+from calls_api.fastpath import current_scope
 from calls_api.problems import BadRequest, Forbidden, Unauthorized
 from calls_api.results import Accepted, Created, NoContent, Ok
 from calls_api.services import Services
@@ -31,7 +31,7 @@ def services_from_scope(scope: Any) -> Services:
 
 def context() -> Context:
     """The context of an unauthenticated operation."""
-    return Context(services=services_from_scope(_scope))
+    return Context(services=services_from_scope(current_scope()))
 
 
 def account_context(token_info: dict[str, Any] | None, account_sid: str | None) -> AccountContext:
@@ -42,7 +42,7 @@ def account_context(token_info: dict[str, Any] | None, account_sid: str | None) 
     if account_sid is not None and account_sid != principal_account:
         raise Forbidden(f"This API key may not act for account {account_sid}")
     return AccountContext(
-        services=services_from_scope(_scope),
+        services=services_from_scope(current_scope()),
         account_sid=principal_account,
         key_prefix=str(token_info.get("key_prefix", "")),
     )
@@ -50,7 +50,7 @@ def account_context(token_info: dict[str, Any] | None, account_sid: str | None) 
 
 def header(name: str) -> str | None:
     """A request header the spec declares as a parameter (connexion validated it)."""
-    value: str | None = _request.headers.get(name)
+    value: str | None = Headers(scope=current_scope()).get(name)
     return value
 
 

@@ -4,6 +4,13 @@ connexion's JSON body validator builds a new jsonschema validator on every reque
 reports jsonschema's single best match, which for `anyOf`/`oneOf` reads "... is not valid
 under any of the given schemas". This one compiles the validator once per operation and,
 when a combinator fails, names what the branches ask for instead.
+
+jsonschema (with connexion's OpenAPI additions) decides; a compiled Rust validator of the
+same schema (jsonschema_rs) runs first only to accept quickly. It is at least as strict:
+it does not know OpenAPI's `nullable` (so refuses such nulls), its `$` does not match
+before a final newline, and every format jsonschema checks is checked by jsonschema's own
+function. Whatever it refuses, or cannot read, goes to jsonschema, whose answer stands;
+tests/test_validation_fast.py checks that it never accepts what jsonschema refuses.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema_rs
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator
@@ -20,6 +28,7 @@ from jsonschema import Draft4Validator, ValidationError
 from jsonschema.exceptions import best_match
 
 _COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
+_FAST: dict[int, tuple[dict[str, Any], Any]] = {}
 # A \uD800-\uDFFF escape: part of a surrogate pair, or a lone surrogate to refuse.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
@@ -66,6 +75,13 @@ class RequestBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
             cached = _COMPILED[id(self._schema)] = (self._schema, compiled)
         return cached[1]
 
+    @property
+    def _fast(self) -> Any:
+        cached = _FAST.get(id(self._schema))
+        if cached is None or cached[0] is not self._schema:
+            cached = _FAST[id(self._schema)] = (self._schema, fast_validator(self._schema))
+        return cached[1]
+
     async def _parse(self, stream: AsyncIterator[bytes], scope: Any) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
@@ -75,10 +91,41 @@ class RequestBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:
             raise BadRequestProblem(detail="Request body must not be empty")
+        if fast_accepts(self._fast, body):
+            return None
         error = best_match(self._validator.iter_errors(body))
         if error is None:
             return None
         raise BadRequestProblem(detail=describe(error))
+
+
+def _format_check(name: str) -> Any:
+    checker = Draft4Validator.FORMAT_CHECKER
+
+    def conforms(value: Any) -> bool:
+        return bool(checker.conforms(value, name))
+
+    return conforms
+
+
+def fast_validator(schema: dict[str, Any]) -> Any:
+    """jsonschema_rs's Draft 4 validator of `schema`, checking formats as jsonschema does;
+    None when it cannot compile the schema (then jsonschema alone decides)."""
+    formats = {name: _format_check(name) for name in Draft4Validator.FORMAT_CHECKER.checkers}
+    try:
+        return jsonschema_rs.Draft4Validator(schema, formats=formats, validate_formats=True)
+    except Exception:  # any schema it cannot take is left to jsonschema
+        return None
+
+
+def fast_accepts(validator: Any, body: Any) -> bool:
+    """True only when the compiled validator accepts `body`; False sends it to jsonschema."""
+    if validator is None:
+        return False
+    try:
+        return bool(validator.is_valid(body))
+    except Exception:  # a value it cannot read: jsonschema decides
+        return False
 
 
 def describe(error: ValidationError) -> str:

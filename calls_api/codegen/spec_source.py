@@ -25,24 +25,29 @@ def load_spec(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the spec: {exc}") from exc
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise SpecError(f"{where}: invalid YAML: {exc.problem}") from exc
+        # libyaml's loader when it is there (the same document, several times faster);
+        # a document it refuses is parsed again by PyYAML's own, whose messages we show.
+        document = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        document = _parse_or_fail(path, text)
     if not isinstance(document, dict):
         raise SpecError(f"{path}:1:1: the spec must be a mapping (an OpenAPI document)")
     version = str(document.get("openapi", ""))
+    errors: list[Any] = []
+    if version.startswith("3.0."):
+        errors = sorted(
+            OpenAPIV30SpecValidator(document).iter_errors(),
+            key=lambda error: [str(part) for part in error.absolute_path],
+        )
+        if not errors:
+            return document
+    # Something is wrong: the YAML tree says where.
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
     if not version.startswith("3.0."):
         raise SpecError(
             f"{path}:{_line_of(root, ['openapi'])}: openapi must be 3.0.x "
             f"(connexion 3 serves only 3.0), found {version or 'nothing'!r}"
         )
-    errors = sorted(
-        OpenAPIV30SpecValidator(document).iter_errors(),
-        key=lambda error: [str(part) for part in error.absolute_path],
-    )
     if errors:
         lines = []
         for error in errors[:20]:
@@ -51,6 +56,18 @@ def load_spec(path: Path) -> dict[str, Any]:
             lines.append(f"{path}:{_line_of(root, pointer)}: at {location}: {error.message}")
         raise SpecError("the spec is not a valid OpenAPI 3.0 document:\n" + "\n".join(lines))
     return document
+
+
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_or_fail(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SpecError(f"{where}: invalid YAML: {exc.problem}") from exc
 
 
 def locate(path: Path, error: SpecError) -> SpecError:

@@ -1,0 +1,1 @@
+"""`make bench`: the service against bare Starlette, FastAPI and stock connexion."""
