@@ -139,8 +139,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         pythonic_params=True,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
-    for path, endpoint in docs_routes(BASE_PATH, settings.docs_page):
-        app.add_url_rule(path, endpoint.__name__, endpoint, methods=["GET", "HEAD"])
+    for path, endpoint, methods in docs_routes(BASE_PATH, settings.docs_page):
+        app.add_url_rule(path, endpoint.__name__, endpoint, methods=list(methods))
     install_error_handlers(app)
     # Each is inserted just outside connexion's exception handling, the first outermost:
     # every request is logged, every answer (a 413 too) carries the security headers, and an

@@ -13,15 +13,26 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from calls_api.problems import NotFound
+from calls_api.problems import NotFound, Problem
 from calls_api.publish.docs import DOCS_CSP
 
 Endpoint = Callable[[Request], Response]
+READ = ("GET", "HEAD")
+# Every other method gets a 405 naming the two that work, as the API's own paths do.
+OTHER = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def docs_routes(base_path: str, page: Path) -> list[tuple[str, Endpoint]]:
-    """(path, endpoint) for the page and for the path without its slash. The endpoints are
-    plain functions: Starlette runs them in its thread pool, off the event loop."""
+class MethodNotAllowed(Problem):
+    """The reference page is only read."""
+
+    status = 405
+    title = "Method Not Allowed"
+
+
+def docs_routes(base_path: str, page: Path) -> list[tuple[str, Endpoint, tuple[str, ...]]]:
+    """(path, endpoint, methods) for the page, the path without its slash, and a 405 for
+    the other methods. The endpoints are plain functions: Starlette runs them in its thread
+    pool, off the event loop."""
 
     def docs(_request: Request) -> Response:
         if not page.is_file():
@@ -39,4 +50,15 @@ def docs_routes(base_path: str, page: Path) -> list[tuple[str, Endpoint]]:
     def to_slash(_request: Request) -> Response:
         return RedirectResponse(f"{base_path}/docs/", status_code=308)
 
-    return [(f"{base_path}/docs/", docs), (f"{base_path}/docs", to_slash)]
+    def not_allowed(request: Request) -> Response:
+        allowed = ", ".join(READ)
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed here; allowed: {allowed}", headers={"Allow": allowed}
+        )
+
+    return [
+        (f"{base_path}/docs/", docs, READ),
+        (f"{base_path}/docs", to_slash, READ),
+        (f"{base_path}/docs/", not_allowed, OTHER),
+        (f"{base_path}/docs", not_allowed, OTHER),
+    ]

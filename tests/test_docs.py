@@ -135,6 +135,13 @@ def test_the_service_serves_the_page_and_redirects_to_it(page: Path, tmp_path: P
         moved = client.get("/v1/docs", follow_redirects=False)
         assert moved.status_code == 308
         assert moved.headers["location"] == "/v1/docs/"
+        assert client.head("/v1/docs/").status_code == 200
+        for path in ("/v1/docs/", "/v1/docs"):
+            refused = client.post(path, json={})
+            assert refused.status_code == 405
+            assert refused.headers["allow"] == "GET, HEAD"
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["detail"] == "POST is not allowed here; allowed: GET, HEAD"
 
 
 def test_a_page_never_built_is_a_404_problem_saying_how_to_build_it(tmp_path: Path) -> None:
