@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from calls_api.codegen.spec_source import load_spec
 from calls_api.services import Services
 from calls_api.settings import Settings
 from generated import adapters
-from tests.conftest import AccountKey, make_account
+from tests.conftest import AccountKey
 from tests.test_authorization import RINGING, SECURED, TABLE, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,23 +48,20 @@ def assert_guarded(response: Any, *where: str) -> None:
             assert marker not in response.text, f"{label}: {marker!r} in {response.text}"
 
 
+# conftest's account, other_account and client, named for what they are here.
 @pytest.fixture
-def owner(settings: Settings) -> AccountKey:
-    return make_account(settings.database_url, "owner")
-
-
-@pytest.fixture
-def intruder(settings: Settings) -> AccountKey:
-    return make_account(settings.database_url, "intruder")
+def owner(account: AccountKey) -> AccountKey:
+    return account
 
 
 @pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+def intruder(other_account: AccountKey) -> AccountKey:
+    return other_account
+
+
+@pytest.fixture
+def api(client: TestClient) -> TestClient:
+    return client
 
 
 def place_call(api: TestClient, owner: AccountKey) -> str:
