@@ -13,21 +13,24 @@ import os
 import secrets
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from calls_api.admin import create_account
+from calls_api.admin import create_account, create_key
 from calls_api.app import create_app
+from calls_api.services import Services
 from calls_api.settings import Settings
-from calls_api.store import open_store
+from calls_api.store import Store, open_store
+
+T = TypeVar("T")
 
 SEED_REQUEST: dict[str, Any] = {
     "from": "+15550000000",
@@ -74,19 +77,40 @@ class AccountKey:
         return self.key.split(".", 1)[0]
 
 
-def make_account(database_url: str, name: str = "test") -> AccountKey:
-    """Create an account and key directly in the database, as the CLI does."""
+def with_store(database_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on a store of its own, straight on the database, as the CLI does."""
 
-    async def work() -> AccountKey:
+    async def run() -> T:
         store = open_store(database_url)
         await store.open()
         try:
-            account, key = await create_account(store, name)
+            return await work(store)
         finally:
             await store.close()
-        return AccountKey(account.account_sid, key.secret)
 
-    return asyncio.run(work())
+    return asyncio.run(run())
+
+
+def make_account(database_url: str, name: str = "test") -> AccountKey:
+    """Create an account and key directly in the database, as the CLI does."""
+    account, key = with_store(database_url, lambda store: create_account(store, name))
+    return AccountKey(account.account_sid, key.secret)
+
+
+def make_key(database_url: str, account: AccountKey) -> AccountKey:
+    """Another API key of the account, made as `calls-api keys create` does."""
+    key = with_store(database_url, lambda store: create_key(store, account.account_sid))
+    return AccountKey(account.account_sid, key.secret)
+
+
+@contextmanager
+def serving(settings: Settings, services: Services | None = None) -> Iterator[TestClient]:
+    """The app in a TestClient that answers a server error as the service would (no raise)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app = create_app(settings, services)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
 
 
 POSTGRES_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -165,10 +189,7 @@ def other_account(settings: Settings) -> AccountKey:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with serving(settings) as test_client:
         yield test_client
 
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import importlib
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from calls_api.app import create_app
 from calls_api.codegen.ir import build_api
 from calls_api.codegen.spec_source import load_spec
 from calls_api.services import Services
 from calls_api.settings import Settings
 from generated import adapters
-from tests.conftest import AccountKey
+from tests.conftest import AccountKey, serving
 from tests.test_authorization import RINGING, SECURED, TABLE, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +127,7 @@ def test_429_and_503_carry_the_headers_and_no_internals(
 ) -> None:
     limited = settings.model_copy(update={"rate_limit_per_key": 1})
     services = Services(limited)
-    with TestClient(create_app(limited, services), raise_server_exceptions=False) as client:
+    with serving(limited, services) as client:
         call_sid = place_call(client, owner)  # the key's one request
         limited_answers = [
             client.request(
@@ -174,10 +172,7 @@ def test_a_handler_that_raises_is_a_generic_500(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"internal state broken, see {secret_path}")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with serving(settings) as client:
         call_sid = place_call(client, owner)
         monkeypatch.setattr(module, operation.name, broken)
         caplog.set_level(logging.ERROR, logger="calls_api")

@@ -8,9 +8,7 @@ on the very next request, no key is a 401, and no key ever shows in a log line o
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +17,19 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from calls_api.admin import create_key, revoke_key
-from calls_api.app import create_app
+from calls_api.admin import revoke_key
 from calls_api.codegen.ir import build_api
 from calls_api.codegen.spec_source import load_spec
 from calls_api.settings import Settings
-from calls_api.store import open_store
 from generated import adapters
-from tests.conftest import SEED_REQUEST, AccountKey, make_account
+from tests.conftest import (
+    SEED_REQUEST,
+    AccountKey,
+    make_account,
+    make_key,
+    serving,
+    with_store,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = {
@@ -115,10 +118,7 @@ class World:
 def world(settings: Settings) -> Iterator[World]:
     owner = make_account(settings.database_url, "owner")
     intruder = make_account(settings.database_url, "intruder")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with serving(settings) as client:
         created = client.post(
             f"/v1/Accounts/{owner.account_sid}/Calls", json=RINGING, headers=owner.headers
         )
@@ -165,35 +165,14 @@ def test_another_accounts_key_never_reaches_the_call(world: World, operation_id:
     assert_untouched(world)
 
 
-def _new_key(settings: Settings, account: AccountKey) -> AccountKey:
-    async def work() -> AccountKey:
-        store = open_store(settings.database_url)
-        await store.open()
-        try:
-            key = await create_key(store, account.account_sid)
-        finally:
-            await store.close()
-        return AccountKey(account.account_sid, key.secret)
-
-    return asyncio.run(work())
-
-
 def _revoke(settings: Settings, key: AccountKey) -> None:
-    async def work() -> None:
-        store = open_store(settings.database_url)
-        await store.open()
-        try:
-            assert await revoke_key(store, key.prefix)
-        finally:
-            await store.close()
-
-    asyncio.run(work())
+    assert with_store(settings.database_url, lambda store: revoke_key(store, key.prefix))
 
 
 @pytest.mark.parametrize("operation_id", SECURED)
 def test_a_revoked_key_stops_working_at_once(world: World, operation_id: str) -> None:
     row = TABLE[operation_id]
-    second = _new_key(world.settings, world.owner)
+    second = make_key(world.settings.database_url, world.owner)
     # The key works, for a read of the same call...
     assert world.request(TABLE["getCall"], second, second.account_sid, world.call_sid).is_success
     _revoke(world.settings, second)  # ...as the CLI would, from another process's connection
@@ -235,7 +214,7 @@ def test_keys_never_appear_in_logs_or_answers(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    revoked = _new_key(world.settings, world.owner)
+    revoked = make_key(world.settings.database_url, world.owner)
     _revoke(world.settings, revoked)
     forged = AccountKey(world.owner.account_sid, world.owner.prefix + "." + "B" * 43)
     answers = []

@@ -3,50 +3,21 @@ process or shared by several instances through Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
-from calls_api.admin import create_key
-from calls_api.app import create_app
 from calls_api.settings import Settings
-from calls_api.store import open_store
-from tests.conftest import SEED_REQUEST, AccountKey, count_calls
+from tests.conftest import SEED_REQUEST, AccountKey, count_calls, make_key, serving
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[TestClient]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-
-
-def another_key(database_url: str, account: AccountKey) -> AccountKey:
-    async def work() -> AccountKey:
-        store = open_store(database_url)
-        await store.open()
-        try:
-            key = await create_key(store, account.account_sid)
-        finally:
-            await store.close()
-        return AccountKey(account.account_sid, key.secret)
-
-    return asyncio.run(work())
 
 
 def calls_url(account: AccountKey) -> str:
@@ -104,7 +75,7 @@ def test_a_key_past_its_budget_gets_429_with_retry_after(
 
 
 def test_each_key_has_its_own_budget(settings: Settings, account: AccountKey) -> None:
-    second = another_key(settings.database_url, account)
+    second = make_key(settings.database_url, account)
     limited = settings.model_copy(update={"rate_limit_per_key": 2, "rate_limit_per_account": 100})
     with serving(limited) as client:
         first = [client.get(calls_url(account), headers=account.headers) for _ in range(3)]
@@ -116,7 +87,7 @@ def test_each_key_has_its_own_budget(settings: Settings, account: AccountKey) ->
 def test_an_accounts_keys_share_the_account_budget(
     settings: Settings, account: AccountKey, other_account: AccountKey
 ) -> None:
-    second = another_key(settings.database_url, account)
+    second = make_key(settings.database_url, account)
     limited = settings.model_copy(update={"rate_limit_per_key": 100, "rate_limit_per_account": 3})
     with serving(limited) as client:
         used = [

@@ -87,6 +87,24 @@ class Target:
     statuses: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
 
+def name_sip_headers_validly(case: schemathesis.Case[Any]) -> None:
+    """Custom SIP header names must start with X- (a rule the schema cannot state)."""
+    body = case.body
+    sip_headers = body.get("headers") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(sip_headers, dict):
+        body["headers"] = {
+            name if SIP_HEADER_NAME.fullmatch(str(name)) else f"X-Fuzz-{index}": value
+            for index, (name, value) in enumerate(sip_headers.items())
+        }
+
+
+def fresh_idempotency_key(case: schemathesis.Case[Any]) -> None:
+    """One key per case: a key reused with another body is a 422 the service owes."""
+    for name in list(case.headers or {}):
+        if name.lower() == "idempotency-key" and case.headers is not None:
+            case.headers[name] = uuid.uuid4().hex
+
+
 def _load_schema(app: Any) -> schemathesis.BaseSchema:
     # The spec as the app serves it. An explicit Config: no schemathesis.toml is looked for, so
     # every check is enabled and cases are generated in every phase and mode, as the CLI would.
@@ -170,17 +188,9 @@ def _aim(case: schemathesis.Case[Any], target: Target) -> dict[str, str] | None:
                 params["call_sid"] = target.call_sid
             elif bucket == 7:
                 params["call_sid"] = target.other_call_sid
-    body = case.body
-    sip_headers = body.get("headers") if isinstance(body, dict) else None
-    if bucket < 8 and isinstance(body, dict) and isinstance(sip_headers, dict):
-        body["headers"] = {
-            name if SIP_HEADER_NAME.fullmatch(str(name)) else f"X-Fuzz-{index}": value
-            for index, (name, value) in enumerate(sip_headers.items())
-        }
-    for name in list(case.headers or {}):
-        if name.lower() == "idempotency-key" and case.headers is not None:
-            # One key per case: a key reused with another body is a 422 the service owes.
-            case.headers[name] = uuid.uuid4().hex
+    if bucket < 8:
+        name_sip_headers_validly(case)
+    fresh_idempotency_key(case)
     meta = case.meta
     declares_headers = any(
         parameter.location == ParameterLocation.HEADER

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -29,7 +28,12 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from calls_api.app import create_app
 from calls_api.settings import Settings
 from tests.conftest import AccountKey, make_account
-from tests.test_schemathesis import SEED, SIP_HEADER_NAME, TAG_MAX_BYTES
+from tests.test_schemathesis import (
+    SEED,
+    TAG_MAX_BYTES,
+    fresh_idempotency_key,
+    name_sip_headers_validly,
+)
 
 SCENARIOS = int(os.environ.get("SCHEMATHESIS_STATEFUL_SCENARIOS", "40"))
 STEPS = int(os.environ.get("SCHEMATHESIS_STATEFUL_STEPS", "8"))
@@ -103,17 +107,8 @@ def test_stateful_scenarios_follow_the_links(tmp_path: Path) -> None:
             params = case.path_parameters
             if params is not None and "account_sid" in params:
                 params["account_sid"] = self.owner.account_sid
-            body = case.body
-            sip_headers = body.get("headers") if isinstance(body, dict) else None
-            if isinstance(body, dict) and isinstance(sip_headers, dict):
-                # Custom SIP header names must start with X- (a rule the schema cannot state).
-                body["headers"] = {
-                    name if SIP_HEADER_NAME.fullmatch(str(name)) else f"X-Fuzz-{index}": value
-                    for index, (name, value) in enumerate(sip_headers.items())
-                }
-            for name in list(case.headers or {}):
-                if name.lower() == "idempotency-key" and case.headers is not None:
-                    case.headers[name] = uuid.uuid4().hex
+            name_sip_headers_validly(case)
+            fresh_idempotency_key(case)
 
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"headers": self.owner.headers}
