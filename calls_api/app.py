@@ -10,6 +10,7 @@ from typing import Any
 
 from connexion import AsyncApp
 from connexion.datastructures import MediaTypeDict
+from connexion.decorators.parameter import pythonic
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
@@ -22,6 +23,7 @@ from calls_api.access_log import AccessLogMiddleware
 from calls_api.docs_page import docs_routes
 from calls_api.errors import install_error_handlers
 from calls_api.fastpath import CachedParameterValidator
+from calls_api.fastpath.dispatch import CompiledDispatch
 from calls_api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from calls_api.routes import methods_for
 from calls_api.runtime import SERVICES_KEY, services_from_scope
@@ -109,6 +111,20 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
+def dispatch_options(settings: Settings) -> dict[str, Any]:
+    """How the compiled dispatch is built: from the spec, adapters, key check and validators
+    connexion is given."""
+    return {
+        "spec_path": SPEC_PATH,
+        "resolver": Resolver(function_resolver=resolve_operation),
+        "adapters": adapters.OPERATIONS,
+        "bearer": _bearer_info,
+        "sanitize": pythonic,
+        "validate_responses": settings.validate_responses,
+        "validator_map": VALIDATORS,
+    }
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
     """Build the ASGI app. Every operationId is resolved here, so a gap fails at start."""
     settings = settings or Settings()
@@ -156,5 +172,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(TrailingSlashMiddleware, MiddlewarePosition.BEFORE_SWAGGER)
+    if settings.compiled_dispatch:
+        # After the slash is settled and inside connexion's exception handling, so its
+        # problems are answered as connexion's chain would answer them.
+        app.add_middleware(
+            CompiledDispatch, MiddlewarePosition.BEFORE_SWAGGER, **dispatch_options(settings)
+        )
     logging.getLogger("calls_api").setLevel(settings.log_level.upper())
     return app

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     validate_responses: bool = Field(
         default=False, description="Check every response against the spec (tests turn it on)"
     )
+    compiled_dispatch: bool = Field(
+        default=True,
+        description="Serve requests that pass every check through the compiled dispatch "
+        "(calls_api/fastpath/dispatch.py); off, connexion's own chain serves every request",
+    )
     database_timeout: float = Field(
         default=5.0,
         gt=0,

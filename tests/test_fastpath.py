@@ -12,20 +12,29 @@ from typing import Any
 
 import connexion
 import connexion.context as connexion_context
+import connexion.security
+import connexion.uri_parsing
+import connexion.utils
 import connexion.validators.abstract
 import connexion.validators.json
 import pytest
 from connexion.apps.asynchronous import AsyncOperation
 from connexion.decorators import main as decorators
 from connexion.decorators import parameter as parameter_module
+from connexion.decorators import response as response_module
+from connexion.frameworks import starlette as starlette_framework
+from connexion.middleware import context as context_module
+from connexion.middleware import main as main_module
 from connexion.middleware import request_validation, swagger_ui
+from connexion.middleware import routing as routing_module
 from connexion.validators.parameter import ParameterValidator
 from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
 
 from calls_api import fastpath
 from calls_api.app import VALIDATORS
-from tests.conftest import SEED_REQUEST, AccountKey
+from calls_api.settings import Settings
+from tests.conftest import SEED_REQUEST, AccountKey, serving
 
 # The connexion code fastpath replaces or wraps, as it was when fastpath was written. An
 # upgrade that changes any of it fails here: read the new code, check that each of
@@ -79,6 +88,67 @@ REPLACED: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: connexion.validators.json.JSONRequestBodyValidator,
         "05450b89d022b098",
     ),
+    # What the compiled dispatch (fastpath/dispatch.py) does as connexion's chain does: how
+    # parameters are parsed, coerced and passed, how the key is checked and what it leaves in
+    # the context, what routing and the context layer record, and the order of the layers.
+    "parameter.AsyncParameterDecorator": (
+        lambda: parameter_module.AsyncParameterDecorator,
+        "79513a75ad0d4ccc",
+    ),
+    "parameter.prep_kwargs": (lambda: parameter_module.prep_kwargs, "46eb57dd9685e1c4"),
+    "parameter.get_arguments": (lambda: parameter_module.get_arguments, "b2912a96f0107039"),
+    "parameter._get_path_arguments": (
+        lambda: parameter_module._get_path_arguments,
+        "dce2f42b8282c286",
+    ),
+    "parameter._get_val_from_param": (
+        lambda: parameter_module._get_val_from_param,
+        "23ae7326c64a85ea",
+    ),
+    "parameter._get_query_arguments": (
+        lambda: parameter_module._get_query_arguments,
+        "77f3e0a63d78d965",
+    ),
+    "parameter._get_query_defaults": (
+        lambda: parameter_module._get_query_defaults,
+        "e8c78eeae75a9e2b",
+    ),
+    "parameter._query_args_helper": (
+        lambda: parameter_module._query_args_helper,
+        "272f1cd04f9d1145",
+    ),
+    "parameter._get_body_argument": (
+        lambda: parameter_module._get_body_argument,
+        "ad0202326b99a5b7",
+    ),
+    "parameter._get_body_argument_json": (
+        lambda: parameter_module._get_body_argument_json,
+        "848df9bf9c63aa3e",
+    ),
+    "AsyncResponseDecorator": (lambda: response_module.AsyncResponseDecorator, "6577fb0569fb62f5"),
+    "utils.coerce_type": (lambda: connexion.utils.coerce_type, "802d7bd3ca28f106"),
+    "OpenAPIURIParser": (lambda: connexion.uri_parsing.OpenAPIURIParser, "b2ace408b1b5907e"),
+    "AbstractURIParser.resolve_params": (
+        lambda: connexion.uri_parsing.AbstractURIParser.resolve_params,
+        "cd5c04e13032a24c",
+    ),
+    "AbstractSecurityHandler": (
+        lambda: connexion.security.AbstractSecurityHandler,
+        "7eadce8ab4af5faf",
+    ),
+    "BearerSecurityHandler": (lambda: connexion.security.BearerSecurityHandler, "bbed0f138167f2ff"),
+    "SecurityHandlerFactory.verify_security": (
+        lambda: connexion.security.SecurityHandlerFactory.verify_security,
+        "eb34fea712e0643a",
+    ),
+    "SecurityHandlerFactory._raise_most_specific": (
+        lambda: connexion.security.SecurityHandlerFactory._raise_most_specific,
+        "31c57164202788f8",
+    ),
+    "RoutingOperation": (lambda: routing_module.RoutingOperation, "d8bb556a5a81b13c"),
+    "ContextOperation": (lambda: context_module.ContextOperation, "e6a0d79df818fc45"),
+    "ConnexionMiddleware": (lambda: main_module.ConnexionMiddleware, "0901bb0e980a503d"),
+    "starlettify_path": (lambda: starlette_framework.starlettify_path, "af84a07682d2c29f"),
 }
 
 
@@ -138,7 +208,7 @@ def test_swagger_ui_and_api_paths_answer_as_before(
 
 
 def test_each_operation_is_decorated_once(
-    client: TestClient, account: AccountKey, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, account: AccountKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decorated: list[str] = []
     original = decorators.BaseDecorator.decorate
@@ -149,13 +219,13 @@ def test_each_operation_is_decorated_once(
 
     monkeypatch.setattr(decorators.BaseDecorator, "decorate", counting)
     base = f"/v1/Accounts/{account.account_sid}/Calls"
-    created = [client.post(base, json=SEED_REQUEST, headers=account.headers) for _ in range(3)]
-    assert [r.status_code for r in created] == [201, 201, 201]
-    for response in created:
-        got = client.get(f"{base}/{response.json()['call_sid']}", headers=account.headers)
-        assert got.status_code == 200
-    # The app in `client` may have served these operations before this test patched the
-    # counter (never here: it is new), so at most once each.
+    # connexion's own chain (the compiled dispatch would serve these without it).
+    with serving(settings.model_copy(update={"compiled_dispatch": False})) as client:
+        created = [client.post(base, json=SEED_REQUEST, headers=account.headers) for _ in range(3)]
+        assert [r.status_code for r in created] == [201, 201, 201]
+        for response in created:
+            got = client.get(f"{base}/{response.json()['call_sid']}", headers=account.headers)
+            assert got.status_code == 200
     assert sorted(decorated) == ["create_call", "get_call"]
 
 
