@@ -61,9 +61,13 @@ class Unsupported(Exception):
 class _Param:
     name: str
     definition: dict[str, Any]
-    validator: Any
+    validator: Any  # jsonschema's, as connexion's parameter validator builds it
+    fast: Any  # jsonschema_rs's of the same schema: what it accepts, jsonschema accepts
     argument: str | None  # the adapter's keyword for it, None when the adapter does not take it
     required: bool
+
+    def accepts(self, value: Any) -> bool:
+        return fast_accepts(self.fast, value) or bool(self.validator.is_valid(value))
 
 
 @dataclass(slots=True)
@@ -123,6 +127,7 @@ def _param(definition: dict[str, Any], arguments: set[str], sanitize: Callable[[
         name=definition["name"],
         definition=definition,
         validator=_schema_validator(schema),
+        fast=fast_validator(schema),
         argument=argument if argument in arguments else None,
         required=bool(definition.get("required")),
     )
@@ -342,7 +347,7 @@ class CompiledDispatch:
         path_params: dict[str, Any] = {}
         for param, raw in zip(plan.path_params, path_values, strict=True):
             value = _coerced(param, raw)
-            if not param.validator.is_valid(value):
+            if not param.accepts(value):
                 return None
             path_params[param.name] = value
             if param.argument is not None:
@@ -356,7 +361,7 @@ class CompiledDispatch:
                     return None  # unknown (strict validation) or repeated: connexion decides
                 seen.add(name)
                 value = _coerced(given, raw)
-                if not given.validator.is_valid(value):
+                if not given.accepts(value):
                     return None
                 if given.argument is not None:
                     kwargs[given.argument] = _get_val_from_param(value, given.definition)
@@ -371,7 +376,7 @@ class CompiledDispatch:
                 if param.required:
                     return None
                 continue
-            if not param.validator.is_valid(found.decode("latin-1")):
+            if not param.accepts(found.decode("latin-1")):
                 return None
         scope.setdefault("path_params", {}).update(path_params)
         return kwargs
