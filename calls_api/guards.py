@@ -29,9 +29,14 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > self.limit:
             await self._refuse(scope, send)
+            return
+        if not chunked:
+            # The server hands on exactly the declared length, and with neither header there
+            # is no body at all (RFC 9112, 6.3): nothing to count.
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False
@@ -103,11 +108,17 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, with_headers)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None when absent or unreadable), and whether the body
+    comes without one (Transfer-Encoding, or a length that can't be read)."""
+    length: int | None = None
+    chunked = False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                chunked = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
