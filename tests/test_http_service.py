@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from calls_api.scaffold import is_stub
 from calls_api.services import Services
 from calls_api.settings import Settings
 from generated import adapters
-from tests.conftest import SEED_REQUEST, AccountKey, stable
+from tests.conftest import SEED_REQUEST, AccountKey, serving, stable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +121,11 @@ def test_one_log_line_per_request_without_the_key(
     assert lines[1].endswith("account=-")
     secret = account.key.split(".", 1)[1]
     assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+def test_a_running_app_is_kept_out_of_full_collections(settings: Settings) -> None:
+    gc.unfreeze()  # whatever an earlier test left
+    with serving(settings) as client:
+        assert client.get("/v1/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000  # the spec, validators, connexion's chain
+    assert gc.get_freeze_count() == 0
