@@ -24,7 +24,7 @@ from calls_api.access_log import AccessLogMiddleware
 from calls_api.docs_page import docs_routes
 from calls_api.errors import install_error_handlers
 from calls_api.fastpath import CachedParameterValidator
-from calls_api.fastpath.dispatch import CompiledDispatch
+from calls_api.fastpath.dispatch import KEY_CHECKED, CompiledDispatch
 from calls_api.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from calls_api.routes import methods_for
 from calls_api.runtime import SERVICES_KEY, services_from_scope
@@ -62,6 +62,11 @@ def resolve_operation(operation_id: str) -> Callable[..., Any]:
 
 
 async def _bearer_info(token: str, request: Any) -> dict[str, Any] | None:
+    checked = request.scope.get("extensions", {}).get(KEY_CHECKED)
+    if checked is not None and checked[0] == token:
+        # The compiled dispatch checked this request's key and counted it, then handed the
+        # request on (its body failed a check): the same answer, counted once.
+        return checked[1]  # type: ignore[no-any-return]
     # ServicesMiddleware has started the services before security runs.
     services = services_from_scope(request.scope)
     token_info = await authenticate(services.store, token)

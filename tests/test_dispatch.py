@@ -10,6 +10,7 @@ and that a request it hands to connexion is counted against its rate limit once.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from connexion.middleware.routing import RoutingMiddleware
 from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from calls_api.app import create_app, dispatch_options
 from calls_api.fastpath.dispatch import CompiledDispatch, Unsupported, compile_plan
@@ -253,21 +254,31 @@ def test_the_dispatch_serves_what_passes_and_connexion_the_rest(
     assert reached == [f"GET {base}/{sid}", f"POST {base}"]
 
 
-def test_a_request_handed_on_is_counted_once(database_url: str, account: AccountKey) -> None:
+def test_a_request_handed_on_is_counted_once(
+    database_url: str, account: AccountKey, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings(database_url=database_url, rate_limit_per_key=3, rate_limit_per_account=0)
     base = f"/v1/Accounts/{account.account_sid}/Calls"
     bad = {**account.headers, "Content-Type": "application/json"}
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        # Refused by validation after the dispatch handed them on: one count each.
+        # The dispatch counts the key, then hands the bad body on: connexion's answer, and
+        # no second count (else the second of these would be the 429).
         assert [client.post(base, content=b"{", headers=bad).status_code for _ in range(2)] == [
             400,
             400,
         ]
-        assert client.get(base, headers=account.headers).status_code == 200
-        refused = client.get(base, headers=account.headers)
+        # A failing parameter is handed on before the key is checked: counted by connexion.
+        assert client.get(f"{base}?page_size=0", headers=account.headers).status_code == 400
+        with caplog.at_level(logging.INFO, logger="calls_api.access"):
+            refused = client.get(base, headers=account.headers)
     assert refused.status_code == 429
     assert refused.headers["content-type"] == "application/problem+json"
     assert "Retry-After" in refused.headers
+    # The access log names the operation of a request refused by the key check.
+    assert any(
+        "GET /v1/Accounts/{account_sid}/Calls 429" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 async def _adapter(thing: str, colour: str | None = None, token_info: Any = None) -> Any:
@@ -346,3 +357,73 @@ def test_what_plans_do_not_cover_is_left_to_connexion(
 ) -> None:
     with pytest.raises(Unsupported):
         compile_plan(operation, "/v1", adapter, str)
+
+
+def test_odd_framing_and_paths_answer_the_same(pair: TestClient, account: AccountKey) -> None:
+    base = f"/v1/Accounts/{account.account_sid}/Calls"
+    sid = _create(pair, account)
+    body = json.dumps(SEED_REQUEST).encode()
+    auth = ("Authorization", f"Bearer {account.key}")
+    two_types = [auth, ("Content-Type", "text/plain"), ("Content-Type", "application/json")]
+    answers = []
+    for via in ([], [("x-test-via", "connexion")]):
+        answers.append(_answer(pair.post(base, content=body, headers=[*two_types, *via])))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 415  # the first Content-Type counts
+    # Starlette's routes never match a path with a newline in it: neither does the dispatch.
+    for url in (
+        f"/v1/Accounts/{account.account_sid}%0A/Calls",
+        f"{base}/{sid}%0A",
+        f"{base}/{sid}%0A/Events",
+    ):
+        assert _same(pair, "GET", url, headers=account.headers)[0] == 404
+    assert _same(pair, "POST", f"{base}%0A", json=SEED_REQUEST, headers=account.headers)[0] == 404
+
+
+@pytest.mark.parametrize("compiled_dispatch", [True, False])
+def test_a_refused_key_never_reads_the_body(
+    database_url: str, account: AccountKey, compiled_dispatch: bool
+) -> None:
+    settings = Settings(database_url=database_url, compiled_dispatch=compiled_dispatch)
+    body = json.dumps(SEED_REQUEST).encode()
+    reads: list[str] = []
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        reads.append("body")  # with Expect: 100-continue, this is what asks for the upload
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    app = create_app(settings)
+    with TestClient(app) as client:  # runs the lifespan
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"/v1/Accounts/{account.account_sid}/Calls",
+            "raw_path": f"/v1/Accounts/{account.account_sid}/Calls".encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"authorization", b"Bearer ck_nope.nope"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"expect", b"100-continue"),
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+        async def request() -> None:
+            await app(scope, receive, send)
+
+        assert client.portal is not None
+        client.portal.call(request)
+    assert sent[0]["status"] == 401
+    assert reads == []

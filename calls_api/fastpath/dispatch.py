@@ -10,12 +10,15 @@ generated adapter with the arguments connexion would pass.
 
 It answers only requests that pass every check. Whatever fails a check, or is of a kind the
 plan does not cover (a content type other than `application/json`, a repeated or unknown
-query parameter, no Content-Length, a path no plan matches, an operation using a feature
-plans do not cover...), goes on to connexion's chain untouched, with any body already read
-replayed, so every error answer is connexion's own. Checks run in an order that keeps side
-effects single: parameters and body first (no side effects), the key last, since counting a
-request against its rate limit is a side effect; the key check's own failures (a 401 after a
-fresh look-up, a 429 or 503 raised as connexion would raise them) are answered the same way.
+query parameter, no single Content-Length, a path no plan matches, an operation using a
+feature plans do not cover...), goes on to connexion's chain untouched, with any body
+already read replayed, so every error answer is connexion's own. The checks run in
+connexion's order where it shows: parameters (no side effects), then the key, then the
+body, so a refused key never reads the body. The key check is the one side effect (it
+counts the request against the rate limits): a key that fails it is handed on uncounted
+(connexion looks it up again and answers the 401), its 429 or 503 is raised as connexion's
+security check raises it, and a request whose body fails after its key was counted carries
+the key's answer (KEY_CHECKED) to connexion's key check, which gives it back uncounted.
 
 tests/test_dispatch.py sends the same requests through both paths and compares the answers;
 `CALLS_COMPILED_DISPATCH=false` turns the dispatch off.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,11 @@ _JSON = b"application/json"
 _PRIMITIVES = frozenset({"string", "integer", "number", "boolean"})
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _MISSING = object()
+# The arguments of the adapter the request in hand goes to.
+_ARGUMENTS: ContextVar[dict[str, Any]] = ContextVar("calls_api_dispatch_arguments")
+# scope["extensions"] key: (token, token info) of a key the dispatch checked and counted
+# before it handed the request on; the key check (calls_api.app) then answers with these.
+KEY_CHECKED = "calls_api_key_checked"
 
 
 class Unsupported(Exception):
@@ -261,7 +270,7 @@ class CompiledDispatch:
 
     def _runner(self, plan: Plan) -> ASGIApp:
         async def run(scope: Scope, receive: Receive, send: Send) -> None:
-            response = await plan.adapter(**scope["extensions"]["calls_api_arguments"])
+            response = await plan.adapter(**_ARGUMENTS.get())
             await response(scope, receive, send)
 
         return run
@@ -271,6 +280,9 @@ class CompiledDispatch:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if "\n" in path:  # Starlette's routes never match one; connexion answers the 404
+            await self.app(scope, receive, send)
+            return
         for plan in self.plans.get(scope["method"], ()):
             match = plan.pattern.fullmatch(path)
             if match is not None:
@@ -282,40 +294,33 @@ class CompiledDispatch:
         self, plan: Plan, path_values: Iterable[str], scope: Scope, receive: Receive, send: Send
     ) -> None:
         kwargs = self._arguments(plan, path_values, scope)
-        authorization = None
-        content_length = None
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"authorization" and authorization is None:
-                authorization = value
-            elif name == b"content-length":
-                content_length = value
-            elif name == b"content-type":
-                content_type = value
-        token = None
-        if plan.bearer and authorization is not None:
-            parts = authorization.decode("latin-1").split(maxsplit=1)
-            if len(parts) == 2 and parts[0].lower() == "bearer":
-                token = parts[1]
-        if kwargs is None or (plan.bearer and token is None):
+        if kwargs is None:
             await self.app(scope, receive, send)
             return
-
-        if plan.has_body:
-            messages: list[Message] = []
-            if content_type == _JSON and content_length is not None:
-                raw = await _read_body(receive, messages)
-                body = _accepted_body(plan, raw)
-                if body is not _MISSING:
-                    kwargs["body"] = body
-            receive = _replay(messages, receive)
-            if "body" not in kwargs:
-                await self.app(scope, receive, send)
-                return
+        # The first of each, as connexion and Starlette read them; a second length is not ours.
+        authorization = content_type = content_length = None
+        lengths = 0
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value if authorization is None else authorization
+            elif name == b"content-type":
+                content_type = value if content_type is None else content_type
+            elif name == b"content-length":
+                content_length, lengths = value, lengths + 1
 
         extensions = scope.setdefault("extensions", {})
+        # Recorded now, so the access log names the operation even when the key check raises.
+        extensions.setdefault("connexion_routing", {}).update(
+            {"api_base_path": self.base_path, "operation_id": plan.operation_id}
+        )
         context: dict[str, Any] = extensions.setdefault("connexion_context", {})
-        if token is not None:
+        token = token_info = None
+        if plan.bearer:
+            # The key before the body, as connexion's chain: a refused key never reads it.
+            token = _bearer_token(authorization)
+            if token is None:
+                await self.app(scope, receive, send)
+                return
             try:
                 token_info = await self.bearer(token, _Request(scope, context))
             except Exception as error:  # raised as connexion's security check raises it
@@ -329,10 +334,27 @@ class CompiledDispatch:
             if plan.takes_token_info:
                 kwargs["token_info"] = token_info
 
-        extensions.setdefault("connexion_routing", {}).update(
-            {"api_base_path": self.base_path, "operation_id": plan.operation_id}
-        )
-        extensions["calls_api_arguments"] = kwargs
+        if plan.has_body:
+            messages: list[Message] = []
+            if (
+                content_type == _JSON
+                and lengths == 1
+                and content_length is not None
+                and content_length.isdigit()
+                and int(content_length) > 0
+            ):
+                body = _accepted_body(plan, await _read_body(receive, messages))
+                if body is not _MISSING:
+                    kwargs["body"] = body
+            receive = _replay(messages, receive)
+            if "body" not in kwargs:
+                if token is not None:
+                    # Checked and counted: connexion's key check takes this answer as it is.
+                    extensions[KEY_CHECKED] = (token, token_info)
+                await self.app(scope, receive, send)
+                return
+
+        _ARGUMENTS.set(kwargs)
         _context.set(context)
         _operation.set(plan.operation)
         _receive.set(receive)
@@ -380,6 +402,16 @@ class CompiledDispatch:
                 return None
         scope.setdefault("path_params", {}).update(path_params)
         return kwargs
+
+
+def _bearer_token(authorization: bytes | None) -> str | None:
+    """The token of `Authorization: Bearer <token>`, read as connexion reads it."""
+    if authorization is None:
+        return None
+    parts = authorization.decode("latin-1").split(maxsplit=1)
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        return parts[1]
+    return None
 
 
 def _coerced(param: _Param, raw: str) -> Any:
