@@ -33,7 +33,7 @@ from bench.stacks import APP_MODULES, BASE_ENV, CREATE_BODY, STACKS
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "3"))
 WARMUP = 1
 CONNECTIONS = (1, 32)
