@@ -123,7 +123,9 @@ def _schema_validator(schema: dict[str, Any]) -> Any:
     return Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
-def _param(definition: dict[str, Any], arguments: set[str], sanitize: Callable[[str], str]) -> Any:
+def _param(
+    definition: dict[str, Any], arguments: set[str], sanitize: Callable[[str], str]
+) -> _Param:
     schema = definition.get("schema")
     if not isinstance(schema, dict) or "content" in definition:
         raise Unsupported(f"parameter {definition['name']!r} has no schema")
