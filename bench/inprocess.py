@@ -18,6 +18,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -161,46 +163,9 @@ def _self_times(frame: Any, inherited: str, totals: dict[str, float]) -> None:
         _self_times(child, group, totals)
 
 
-async def _breakdown(stack: str, n: int) -> dict[str, Any]:
-    """Sampled profile of n creates and n retrieves: the share of each library."""
-    from pyinstrument import Profiler
-
-    result: dict[str, Any] = {"stack": stack, "requests": n}
-    with tempfile.TemporaryDirectory(prefix="calls-bench-") as folder:
-        account_sid, key = await _prepare_env(folder)
-        app, services = load(stack)
-        await services.start()
-        try:
-            client = Client(app, account_sid, key)
-            sid = await client.create()
-            for _ in range(min(n, 300)):
-                await client.create()
-                await client.retrieve(sid)
-            for operation in ("create", "retrieve"):
-                profiler = Profiler(interval=0.0005, async_mode="disabled")
-                profiler.start()
-                for _ in range(n):
-                    if operation == "create":
-                        await client.create()
-                    else:
-                        await client.retrieve(sid)
-                profiler.stop()
-                totals: dict[str, float] = {}
-                root = profiler.last_session.root_frame() if profiler.last_session else None
-                if root is not None:
-                    _self_times(root, "other", totals)
-                whole = sum(totals.values()) or 1.0
-                result[operation] = {
-                    group: round(100 * seconds / whole, 1)
-                    for group, seconds in sorted(totals.items(), key=lambda item: -item[1])
-                    if seconds / whole >= 0.005
-                }
-        finally:
-            await services.stop()
-    return result
-
-
-async def _cost(stack: str, n: int, profile: bool) -> dict[str, Any]:
+@asynccontextmanager
+async def _warmed(stack: str, n: int) -> AsyncIterator[tuple[Client, str]]:
+    """A client of `stack` on a fresh database, warmed up, and a call it can retrieve."""
     with tempfile.TemporaryDirectory(prefix="calls-bench-") as folder:
         account_sid, key = await _prepare_env(folder)
         app, services = load(stack)
@@ -211,31 +176,64 @@ async def _cost(stack: str, n: int, profile: bool) -> dict[str, Any]:
             for _ in range(min(n, 300)):  # warm-up
                 await client.create()
                 await client.retrieve(sid)
-            profiler = None
-            if profile:
-                from pyinstrument import Profiler
-
-                profiler = Profiler(interval=0.001, async_mode="disabled")
-                profiler.start()
-            # CPU time of this process: what a request costs, whatever else the machine runs.
-            started = time.process_time()
-            for _ in range(n):
-                await client.create()
-            created = time.process_time()
-            for _ in range(n):
-                await client.retrieve(sid)
-            retrieved = time.process_time()
-            if profiler is not None:
-                profiler.stop()
-                print(
-                    profiler.output_text(
-                        unicode=False,
-                        color=False,
-                        show_all=os.environ.get("BENCH_PROFILE_ALL") == "1",
-                    )
-                )
+            yield client, sid
         finally:
             await services.stop()
+
+
+async def _breakdown(stack: str, n: int) -> dict[str, Any]:
+    """Sampled profile of n creates and n retrieves: the share of each library."""
+    from pyinstrument import Profiler
+
+    result: dict[str, Any] = {"stack": stack, "requests": n}
+    async with _warmed(stack, n) as (client, sid):
+        for operation in ("create", "retrieve"):
+            profiler = Profiler(interval=0.0005, async_mode="disabled")
+            profiler.start()
+            for _ in range(n):
+                if operation == "create":
+                    await client.create()
+                else:
+                    await client.retrieve(sid)
+            profiler.stop()
+            totals: dict[str, float] = {}
+            root = profiler.last_session.root_frame() if profiler.last_session else None
+            if root is not None:
+                _self_times(root, "other", totals)
+            whole = sum(totals.values()) or 1.0
+            result[operation] = {
+                group: round(100 * seconds / whole, 1)
+                for group, seconds in sorted(totals.items(), key=lambda item: -item[1])
+                if seconds / whole >= 0.005
+            }
+    return result
+
+
+async def _cost(stack: str, n: int, profile: bool) -> dict[str, Any]:
+    async with _warmed(stack, n) as (client, sid):
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.001, async_mode="disabled")
+            profiler.start()
+        # CPU time of this process: what a request costs, whatever else the machine runs.
+        started = time.process_time()
+        for _ in range(n):
+            await client.create()
+        created = time.process_time()
+        for _ in range(n):
+            await client.retrieve(sid)
+        retrieved = time.process_time()
+        if profiler is not None:
+            profiler.stop()
+            print(
+                profiler.output_text(
+                    unicode=False,
+                    color=False,
+                    show_all=os.environ.get("BENCH_PROFILE_ALL") == "1",
+                )
+            )
     return {
         "stack": stack,
         "requests": n,

@@ -129,26 +129,22 @@ def test_429_and_503_carry_the_headers_and_no_internals(
     services = Services(limited)
     with serving(limited, services) as client:
         call_sid = place_call(client, owner)  # the key's one request
-        limited_answers = [
-            client.request(
-                TABLE[op].method,
-                TABLE[op].url(owner.account_sid, call_sid),
-                json=TABLE[op].body,
-                headers=owner.headers,
-            )
-            for op in SECURED
-        ]
+
+        def every_secured_operation() -> list[Any]:
+            return [
+                client.request(
+                    TABLE[op].method,
+                    TABLE[op].url(owner.account_sid, call_sid),
+                    json=TABLE[op].body,
+                    headers=owner.headers,
+                )
+                for op in SECURED
+            ]
+
+        limited_answers = every_secured_operation()
         assert client.portal is not None
         client.portal.call(services.store.close)  # the database goes away under the app
-        down_answers = [
-            client.request(
-                TABLE[op].method,
-                TABLE[op].url(owner.account_sid, call_sid),
-                json=TABLE[op].body,
-                headers=owner.headers,
-            )
-            for op in SECURED
-        ] + [client.get("/v1/ready")]
+        down_answers = [*every_secured_operation(), client.get("/v1/ready")]
     assert {a.status_code for a in limited_answers} == {429}
     assert {a.status_code for a in down_answers} == {503}
     for answer in limited_answers + down_answers:
